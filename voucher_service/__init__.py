@@ -1,0 +1,25 @@
+"""Cross-region innovation voucher ledger."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from . import config as config_module
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.update(config_module.from_environment())
+    if test_config:
+        app.config.update(test_config)
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+    logging.basicConfig(level=logging.INFO)
+
+    from . import api, cli, db, keys
+    db.init_app(app)
+    keys.init_app(app)
+    api.init_app(app)
+    cli.init_app(app)
+    return app

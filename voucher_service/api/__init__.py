@@ -1,0 +1,128 @@
+"""The HTTP API: flask-smorest blueprints over the domain, problem+json errors."""
+from __future__ import annotations
+
+import logging
+import os
+
+import swagger_ui_bundle
+from flask import g, request, send_from_directory
+from flask_smorest import Api
+from sqlalchemy.exc import IntegrityError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from .. import auth
+from ..db import get_session, read_only
+from ..domain.errors import InvalidInput, NotFound, RuleViolation
+from . import transaction
+from .problems import flatten_validation_messages, problem, rule_type
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+DOCS_ASSETS_PATH = "/docs/assets/"
+
+
+class ProblemApi(Api):
+    """flask-smorest with every HTTP error rendered as RFC 9457 problem+json."""
+
+    def handle_http_exception(self, error: HTTPException):
+        data = getattr(error, "data", None) or {}
+        detail = data.get("message") or error.description
+        errors = None
+        if "messages" in data:  # webargs validation failure
+            errors = flatten_validation_messages(data["messages"])
+            detail = "the request is not valid; see errors"
+        elif "errors" in data:
+            errors = flatten_validation_messages(data["errors"])
+        headers = dict(data.get("headers") or {})
+        if error.code == 401:
+            headers.setdefault("WWW-Authenticate", 'Bearer realm="vouchers"')
+        if error.code == 405 and hasattr(error, "valid_methods") and error.valid_methods:
+            headers["Allow"] = ", ".join(error.valid_methods)
+        return problem(error.code or 500, detail, errors=errors, headers=headers)
+
+
+def _load_principal():
+    g.principal = None
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return problem(401, "Authorization must be 'Bearer <token>'", headers={"WWW-Authenticate": 'Bearer realm="vouchers"'})
+    g.principal = auth.authenticate(get_session(), token.strip())
+    if g.principal is None:
+        return problem(401, "the token is unknown, expired or revoked",
+                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return None
+
+
+def _begin_request():
+    # GETs read in a deferred transaction; writes take the write lock at BEGIN (SQLite).
+    read_only_ctx = read_only() if request.method in ("GET", "HEAD", "OPTIONS") else None
+    if read_only_ctx is not None:
+        g.read_only_ctx = read_only_ctx
+        read_only_ctx.__enter__()
+    return _load_principal() or transaction.before_request()
+
+
+def _end_read_only(_exc=None):
+    ctx = g.pop("read_only_ctx", None)
+    if ctx is not None:
+        ctx.__exit__(None, None, None)
+
+
+def init_app(app) -> None:
+    app.config.setdefault("API_TITLE", "Cross-region innovation voucher ledger")
+    app.config.setdefault("API_VERSION", "1")
+    app.config.setdefault("OPENAPI_VERSION", "3.0.3")
+    app.config.setdefault("OPENAPI_URL_PREFIX", "/")
+    app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
+    app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "/docs")
+    # Served by the app itself: users' networks may have no internet and no CDN.
+    app.config.setdefault("OPENAPI_SWAGGER_UI_URL", DOCS_ASSETS_PATH)
+    app.config.setdefault("API_SPEC_OPTIONS", {
+        "info": {"description": "Issue, redeem and settle innovation vouchers across Yangtze River Delta "
+                                "regions; every change is a signed ledger entry."},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+    })
+
+    api = ProblemApi(app)
+    app.extensions["vouchers_api"] = api
+
+    from . import applications, catalog, enterprises, health, providers, redemptions, regions, vouchers
+    for module in (regions, catalog, providers, enterprises, applications, vouchers, redemptions):
+        api.register_blueprint(module.blp, url_prefix=API_PREFIX + module.URL)
+    app.register_blueprint(health.blp)
+
+    @app.get(DOCS_ASSETS_PATH + "<path:filename>")
+    def docs_assets(filename):
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=3600)
+
+    app.before_request(_begin_request)
+    app.after_request(transaction.after_request)
+    app.teardown_request(_end_read_only)
+
+    @app.errorhandler(RuleViolation)
+    def _rule(error: RuleViolation):
+        return problem(409, error.detail, title="Rule of the programme", type_=rule_type(error.rule),
+                       rule=error.rule)
+
+    @app.errorhandler(NotFound)
+    def _not_found(error: NotFound):
+        return problem(404, error.detail)
+
+    @app.errorhandler(InvalidInput)
+    def _invalid(error: InvalidInput):
+        return problem(422, error.detail, errors={error.field: [error.detail]})
+
+    @app.errorhandler(IntegrityError)
+    def _integrity(error: IntegrityError):
+        log.warning("integrity error: %s", error.orig)
+        return problem(409, "the change conflicts with the current state", type_=rule_type("conflict"))
+
+    @app.errorhandler(OperationalError)
+    def _operational(error: OperationalError):
+        log.error("database error: %s", error.orig)
+        return problem(503, "the database is unavailable or busy; retry the request", headers={"Retry-After": "1"})

@@ -1,0 +1,29 @@
+"""Liveness and readiness, outside the versioned API and without authentication."""
+from flask import Blueprint, current_app, jsonify
+from sqlalchemy import text
+
+from ..db import get_session
+from ..keys import KeyUnavailable
+from .problems import problem
+
+blp = Blueprint("health", __name__)
+
+
+@blp.get("/healthz")
+def healthz():
+    return jsonify(status="ok")
+
+
+@blp.get("/readyz")
+def readyz():
+    session = get_session()
+    try:
+        session.exec(text("SELECT 1"))
+        key_ids = current_app.extensions["vouchers_keyring"].check_all(session)
+    except KeyUnavailable as exc:
+        return problem(503, f"signing keys not usable: {exc}")
+    except Exception as exc:  # noqa: BLE001 - any database failure means not ready
+        return problem(503, f"database not reachable: {type(exc).__name__}")
+    if not key_ids:
+        return problem(503, "no active signing keys: run `vouchers init`")
+    return jsonify(status="ready", signing_keys=len(key_ids))

@@ -1,0 +1,118 @@
+"""The `vouchers` command line: a Flask CLI group."""
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+from sqlmodel import Session
+
+from . import auth, migrate
+from .db import get_engine
+from .domain import vouchers
+from .domain.context import Context, local_date, utc_now
+from .keys import KeyUnavailable
+from .seeds import load_seeds
+
+
+def _context(session: Session, actor: str) -> Context:
+    keyring = current_app.extensions["vouchers_keyring"]
+    return Context(session=session, signer=keyring.signer_for(session), actor=actor)
+
+
+@click.command("init")
+@with_appcontext
+def init_command():
+    """Migrate the database, create region keys, load seeds, fund budgets (safe to run twice)."""
+    engine = get_engine()
+    migrate.upgrade(engine)
+    config = current_app.config
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            created = load_seeds(_context(session, "system:init"), config["VOUCHERS_SEEDS"],
+                                 keys_dir=config["VOUCHERS_KEYS_DIR"], passphrase=config["VOUCHERS_KEY_PASSPHRASE"])
+        except KeyUnavailable as exc:
+            raise click.ClickException(str(exc)) from None
+        session.commit()
+    made = ", ".join(f"{count} {name}" for name, count in created.items() if count)
+    click.echo(f"database ready at {config['DATABASE_URL']}; " + (f"created {made}" if made else "nothing to change"))
+
+
+@click.group("token")
+def token_group():
+    """Access tokens."""
+
+
+@token_group.command("create")
+@click.option("--role", required=True, type=click.Choice(auth.ROLES))
+@click.option("--region", help="region code (officer, finance)")
+@click.option("--enterprise", "enterprise_id", help="enterprise id (sme)")
+@click.option("--provider", "provider_id", help="provider id (provider)")
+@click.option("--principal", "principal_id", help="reuse a principal id (another token for the same person)")
+@click.option("--ttl-days", type=click.IntRange(1, 3650), default=None, help="days until the token expires")
+@with_appcontext
+def token_create(role, region, enterprise_id, provider_id, principal_id, ttl_days):
+    """Create a token; it is printed once, alone on the last line."""
+    from .models import Enterprise, Provider, Region
+    with Session(get_engine(), expire_on_commit=False) as session:
+        for model, value, label in ((Region, region, "region"), (Enterprise, enterprise_id, "enterprise"),
+                                    (Provider, provider_id, "provider")):
+            if value and session.get(model, value) is None:
+                raise click.ClickException(f"no {label} {value}")
+        try:
+            token, row = auth.create_token(session, role=role, region=region, enterprise_id=enterprise_id,
+                                           provider_id=provider_id, principal_id=principal_id,
+                                           ttl_days=ttl_days or current_app.config["VOUCHERS_TOKEN_TTL_DAYS"])
+        except auth.BindingError as exc:
+            raise click.ClickException(str(exc)) from None
+        session.commit()
+    binding = row.region or row.enterprise_id or row.provider_id or "-"
+    click.echo(f"token {row.id} for principal {row.principal_id}: role {row.role}, bound to {binding}, "
+               f"expires {row.expires_at}", err=False)
+    click.echo(token)
+
+
+@token_group.command("revoke")
+@click.argument("token_id")
+@with_appcontext
+def token_revoke(token_id):
+    """Revoke a token by its id (tok_…)."""
+    with Session(get_engine()) as session:
+        if not auth.revoke_token(session, token_id):
+            raise click.ClickException(f"no token {token_id}")
+        session.commit()
+    click.echo(f"revoked {token_id}")
+
+
+@click.command("expire")
+@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="expire vouchers whose last valid day is before this date (default: today, Asia/Shanghai)")
+@with_appcontext
+def expire_command(as_of):
+    """Expire vouchers past valid_until, returning their available value to the budget."""
+    day: date = as_of.date() if as_of else local_date(utc_now())
+    with Session(get_engine(), expire_on_commit=False) as session:
+        expired = vouchers.expire_vouchers(_context(session, "system:expire"), day)
+        session.commit()
+    for voucher in expired:
+        click.echo(f"expired {voucher.id} ({voucher.code}): {voucher.returned_fen} fen back to budget:{voucher.region}")
+    click.echo(f"{len(expired)} voucher(s) expired as of {day.isoformat()}")
+
+
+def init_app(app) -> None:
+    for command in (init_command, token_group, expire_command):
+        app.cli.add_command(command)
+
+
+def _create_app(*_args, **_kwargs):
+    from . import create_app
+    return create_app()
+
+
+def main() -> None:
+    cli = FlaskGroup(create_app=_create_app, add_default_commands=True, add_version_option=False,
+                     help="Cross-region innovation voucher ledger.")
+    cli.main(args=sys.argv[1:], prog_name="vouchers")

@@ -1,0 +1,1 @@
+"""Programme rules and state changes. Knows nothing of HTTP."""

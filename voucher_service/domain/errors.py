@@ -1,0 +1,24 @@
+"""Outcomes of the domain that are not success. The API maps each class to a status."""
+
+
+class DomainError(Exception):
+    def __init__(self, rule: str, detail: str):
+        super().__init__(detail)
+        self.rule = rule
+        self.detail = detail
+
+
+class RuleViolation(DomainError):
+    """A rule of the programme the request would break (budget, cap, state, ...)."""
+
+
+class NotFound(DomainError):
+    pass
+
+
+class InvalidInput(DomainError):
+    """Well-formed input that names something unusable (an unknown category, say)."""
+
+    def __init__(self, field: str, detail: str):
+        super().__init__("invalid_input", detail)
+        self.field = field

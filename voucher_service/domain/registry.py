@@ -1,0 +1,230 @@
+"""Regions and their policies, the shared catalogue, providers and enterprises."""
+from __future__ import annotations
+
+from datetime import date
+
+from sqlmodel import select
+
+from .. import journal
+from ..ledger import Posting
+from ..models import (CatalogCategory, CatalogItem, Enterprise, EnterpriseRelatedProvider, Policy, Provider,
+                      ProviderCategory, Region)
+from .context import Context, local_date, new_id
+from .errors import InvalidInput, NotFound, RuleViolation
+from .uscc import uscc_problem
+
+
+def get_region(ctx: Context, code: str) -> Region:
+    region = ctx.session.get(Region, code)
+    if region is None:
+        raise NotFound("region", f"no region {code}")
+    return region
+
+
+def policy_in_effect(ctx: Context, region_code: str, on: date | None = None) -> Policy:
+    on = on or local_date(ctx.now)
+    policy = ctx.session.exec(
+        select(Policy).where(Policy.region == region_code, Policy.effective_from <= on)
+        .order_by(Policy.effective_from.desc())).first()
+    if policy is None:
+        raise RuleViolation("policy_in_effect", f"policy in effect: region {region_code} has no policy on {on}")
+    return policy
+
+
+def _append(ctx: Context, **kw):
+    row = journal.append(ctx.session, ctx.signer, now_str=ctx.now_str, actor=ctx.actor, **kw)
+    ctx.appended.append(row)
+    return row
+
+
+def policy_json(p: Policy) -> dict:
+    return {"effective_from": p.effective_from.isoformat(), "enterprise_cap_fen": p.enterprise_cap_fen,
+            "team_cap_fen": p.team_cap_fen, "subsidy_ratio_bp": p.subsidy_ratio_bp,
+            "validity_days": p.validity_days, "payout_cycle": p.payout_cycle, "budget_fen": p.budget_fen}
+
+
+def register_region(ctx: Context, *, code, name_zh, name_en, currency, timezone) -> Region:
+    journal.lock_ledger(ctx.session)
+    region = Region(code=code, name_zh=name_zh, name_en=name_en, currency=currency, timezone=timezone,
+                    created_at=ctx.now_str)
+    ctx.session.add(region)
+    ctx.session.flush()
+    _append(ctx, kind="region.registered", region=code, refs={"region": code},
+            data={"name_zh": name_zh, "name_en": name_en, "currency": currency, "timezone": timezone})
+    return region
+
+
+def adopt_policy(ctx: Context, region_code: str, **fields) -> Policy:
+    journal.lock_ledger(ctx.session)
+    policy = Policy(region=region_code, **fields)
+    ctx.session.add(policy)
+    ctx.session.flush()
+    _append(ctx, kind="policy.adopted", region=region_code, refs={"region": region_code},
+            data=policy_json(policy))
+    return policy
+
+
+def fund_budget(ctx: Context, region_code: str, amount_fen: int) -> None:
+    journal.lock_ledger(ctx.session)
+    _append(ctx, kind="budget.funded", region=region_code, refs={"region": region_code},
+            postings=[Posting(f"treasury:{region_code}", f"budget:{region_code}", amount_fen)],
+            data={"amount_fen": amount_fen})
+
+
+def budget_remaining_fen(ctx: Context, region_code: str) -> int:
+    return journal.account_balance(ctx.session, f"budget:{region_code}")
+
+
+# --- catalogue -------------------------------------------------------------
+
+def add_category(ctx: Context, *, code, name_zh, name_en, region) -> CatalogCategory:
+    journal.lock_ledger(ctx.session)
+    category = CatalogCategory(code=code, name_zh=name_zh, name_en=name_en)
+    ctx.session.add(category)
+    ctx.session.flush()
+    _append(ctx, kind="catalog.category_added", region=region, refs={"category": code},
+            data={"code": code, "name_zh": name_zh, "name_en": name_en})
+    return category
+
+
+def catalog_item_json(item: CatalogItem) -> dict:
+    return {"code": item.code, "category": item.category, "name_zh": item.name_zh, "name_en": item.name_en,
+            "max_subsidy_ratio_bp": item.max_subsidy_ratio_bp, "active": item.active}
+
+
+def add_catalog_item(ctx: Context, *, region, code, category, name_zh, name_en, max_subsidy_ratio_bp,
+                     active=True) -> CatalogItem:
+    journal.lock_ledger(ctx.session)
+    if ctx.session.get(CatalogCategory, category) is None:
+        raise InvalidInput("category", f"unknown category '{category}'")
+    if ctx.session.get(CatalogItem, code) is not None:
+        raise RuleViolation("catalog_code_unique", f"catalogue code unique: item {code} already exists")
+    item = CatalogItem(code=code, category=category, name_zh=name_zh, name_en=name_en,
+                       max_subsidy_ratio_bp=max_subsidy_ratio_bp, active=active,
+                       created_at=ctx.now_str, updated_at=ctx.now_str)
+    ctx.session.add(item)
+    ctx.session.flush()
+    _append(ctx, kind="catalog.item_added", region=region, refs={"catalog_item": code},
+            data=catalog_item_json(item))
+    return item
+
+
+def get_catalog_item(ctx: Context, code: str) -> CatalogItem:
+    item = ctx.session.get(CatalogItem, code)
+    if item is None:
+        raise NotFound("catalog_item", f"no catalogue item {code}")
+    return item
+
+
+def update_catalog_item(ctx: Context, code: str, *, region: str, changes: dict) -> CatalogItem:
+    journal.lock_ledger(ctx.session)
+    item = get_catalog_item(ctx, code)
+    if "category" in changes and ctx.session.get(CatalogCategory, changes["category"]) is None:
+        raise InvalidInput("category", f"unknown category '{changes['category']}'")
+    before = catalog_item_json(item)
+    for field_name, value in changes.items():
+        setattr(item, field_name, value)
+    after = catalog_item_json(item)
+    if before == after:
+        return item  # nothing changed: no state change, no entry
+    item.updated_at = ctx.now_str
+    ctx.session.add(item)
+    ctx.session.flush()
+    _append(ctx, kind="catalog.item_updated", region=region, refs={"catalog_item": code},
+            data={"before": {k: v for k, v in before.items() if after[k] != v},
+                  "after": {k: v for k, v in after.items() if before[k] != v}})
+    return item
+
+
+# --- providers and enterprises ---------------------------------------------
+
+def _check_uscc(uscc: str) -> None:
+    problem = uscc_problem(uscc)
+    if problem:
+        raise InvalidInput("uscc", f"invalid unified social credit code: {problem}")
+
+
+def provider_categories(ctx: Context, provider_id: str) -> list[str]:
+    return list(ctx.session.exec(
+        select(ProviderCategory.category).where(ProviderCategory.provider_id == provider_id)
+        .order_by(ProviderCategory.category)))
+
+
+def register_provider(ctx: Context, *, name, uscc, region, categories, provider_id=None,
+                      status="active") -> Provider:
+    journal.lock_ledger(ctx.session)
+    _check_uscc(uscc)
+    get_region(ctx, region)
+    categories = sorted(set(categories))
+    for category in categories:
+        if ctx.session.get(CatalogCategory, category) is None:
+            raise InvalidInput("categories", f"unknown category '{category}'")
+    if ctx.session.exec(select(Provider).where(Provider.uscc == uscc)).first() is not None:
+        raise RuleViolation("uscc_unique", f"USCC unique: a provider with USCC {uscc} is already registered")
+    provider = Provider(id=provider_id or new_id("prv"), name=name, uscc=uscc, region=region, status=status,
+                        created_at=ctx.now_str, updated_at=ctx.now_str)
+    ctx.session.add(provider)
+    ctx.session.flush()
+    for category in categories:
+        ctx.session.add(ProviderCategory(provider_id=provider.id, category=category))
+    _append(ctx, kind="provider.registered", region=region, refs={"provider": provider.id},
+            data={"name": name, "uscc": uscc, "categories": categories, "status": status})
+    return provider
+
+
+def get_provider(ctx: Context, provider_id: str) -> Provider:
+    provider = ctx.session.get(Provider, provider_id)
+    if provider is None:
+        raise NotFound("provider", f"no provider {provider_id}")
+    return provider
+
+
+def set_provider_status(ctx: Context, provider_id: str, status: str) -> Provider:
+    journal.lock_ledger(ctx.session)
+    provider = get_provider(ctx, provider_id)
+    if provider.status == status:
+        verb = "suspended" if status == "suspended" else "active"
+        raise RuleViolation("state_machine", f"state machine: provider {provider_id} is already {verb}")
+    provider.status = status
+    provider.updated_at = ctx.now_str
+    ctx.session.add(provider)
+    ctx.session.flush()
+    kind = "provider.suspended" if status == "suspended" else "provider.reinstated"
+    _append(ctx, kind=kind, region=provider.region, refs={"provider": provider.id}, data={"status": status})
+    return provider
+
+
+def related_provider_ids(ctx: Context, enterprise_id: str) -> list[str]:
+    return list(ctx.session.exec(
+        select(EnterpriseRelatedProvider.provider_id)
+        .where(EnterpriseRelatedProvider.enterprise_id == enterprise_id)
+        .order_by(EnterpriseRelatedProvider.provider_id)))
+
+
+def register_enterprise(ctx: Context, *, name, uscc, region, kind, related_provider_ids=(),
+                        enterprise_id=None) -> Enterprise:
+    journal.lock_ledger(ctx.session)
+    _check_uscc(uscc)
+    get_region(ctx, region)
+    related = sorted(set(related_provider_ids))
+    for provider_id in related:
+        if ctx.session.get(Provider, provider_id) is None:
+            raise InvalidInput("related_provider_ids", f"unknown provider '{provider_id}'")
+    if ctx.session.exec(select(Enterprise).where(Enterprise.uscc == uscc)).first() is not None:
+        raise RuleViolation("uscc_unique", f"USCC unique: an enterprise with USCC {uscc} is already registered")
+    enterprise = Enterprise(id=enterprise_id or new_id("ent"), name=name, uscc=uscc, region=region, kind=kind,
+                            created_at=ctx.now_str)
+    ctx.session.add(enterprise)
+    ctx.session.flush()
+    for provider_id in related:
+        ctx.session.add(EnterpriseRelatedProvider(enterprise_id=enterprise.id, provider_id=provider_id))
+    _append(ctx, kind="enterprise.registered", region=region, refs={"enterprise": enterprise.id},
+            data={"name": name, "uscc": uscc, "kind": kind, "related_provider_ids": related})
+    return enterprise
+
+
+def get_enterprise(ctx: Context, enterprise_id: str) -> Enterprise:
+    enterprise = ctx.session.get(Enterprise, enterprise_id)
+    if enterprise is None:
+        raise NotFound("enterprise", f"no enterprise {enterprise_id}")
+    return enterprise

@@ -1,0 +1,74 @@
+"""Appending signed entries to the ledger tables, in the caller's transaction.
+
+Every state change calls `append` exactly once before its transaction commits,
+so there is no state without its entry and no entry without its state. The
+ledger package does the bytes (canonical form, signature, leaf hash); this
+module does the rows (seq, balances, refs).
+"""
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from .ledger import Entry, Posting, leaf_hash, sign_entry
+from .models import Account, LedgerEntry, LedgerHead, LedgerRef
+
+NEGATIVE_ALLOWED_PREFIX = "treasury:"
+
+
+class LedgerInvariantError(RuntimeError):
+    """A bug: the domain let through a change the chart of accounts forbids."""
+
+
+def lock_ledger(session: Session) -> LedgerHead:
+    """Take the ledger's write lock for this transaction.
+
+    Every write locks the head row first, before reading any balance it will
+    check: on PostgreSQL the row lock (SELECT ... FOR UPDATE) makes writers
+    queue, so a balance read after it is the latest committed one and two
+    requests can never both spend the same fen; on SQLite the transaction
+    already holds the database write lock (BEGIN IMMEDIATE). The lock lives in
+    the database, never in the process, so it holds across gunicorn workers
+    and hosts.
+    """
+    head = session.exec(select(LedgerHead).where(LedgerHead.id == 1).with_for_update()).first()
+    if head is None:
+        raise LedgerInvariantError("ledger head row is missing: run `vouchers init`")
+    return head
+
+
+def account_balance(session: Session, name: str) -> int:
+    row = session.get(Account, name)
+    return row.balance_fen if row else 0
+
+
+def append(session: Session, signer, *, now_str: str, kind: str, region: str, actor: str,
+           refs: dict[str, str], postings: list[Posting] = (), data: dict | None = None) -> LedgerEntry:
+    head = lock_ledger(session)
+    entry = Entry(seq=head.size, ts=now_str, kind=kind, region=region, actor=actor,
+                  refs=refs, postings=tuple(postings), data=data or {})
+    key = signer(region)
+    signed = sign_entry(entry, key)
+    row = LedgerEntry(seq=entry.seq, ts=entry.ts, kind=kind, region=region, actor=actor,
+                      key_id=key.key_id, canonical=signed, leaf_hash=leaf_hash(signed))
+    session.add(row)
+    for ref in sorted(set(refs.values())):
+        session.add(LedgerRef(seq=entry.seq, ref=ref))
+    _apply_postings(session, entry.postings)
+    head.size = entry.seq + 1
+    session.add(head)
+    session.flush()
+    return row
+
+
+def _apply_postings(session: Session, postings) -> None:
+    for posting in postings:
+        for name, delta in ((posting.source, -posting.amount), (posting.destination, posting.amount)):
+            account = session.get(Account, name, with_for_update=True)
+            if account is None:
+                account = Account(name=name, balance_fen=0)
+            account.balance_fen += delta
+            # Asserted here, in the code that maintains the balance, as well as
+            # by the database CHECK: a failure is a bug in a domain rule.
+            if account.balance_fen < 0 and not name.startswith(NEGATIVE_ALLOWED_PREFIX):
+                raise LedgerInvariantError(f"account {name} would go negative ({account.balance_fen} fen)")
+            session.add(account)

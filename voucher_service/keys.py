@@ -1,0 +1,89 @@
+"""Region signing keys: public halves in the database, private halves encrypted on disk."""
+from __future__ import annotations
+
+import os
+import threading
+
+from sqlmodel import Session, select
+
+from .ledger import SigningKey
+from .models import SigningKeyRecord
+
+
+class KeyUnavailable(RuntimeError):
+    """A key cannot be used: missing file or wrong passphrase. Stops start-up cleanly."""
+
+
+def key_path(keys_dir: str, key_id: str) -> str:
+    return os.path.join(keys_dir, f"{key_id}.pem")
+
+
+def create_region_key(session: Session, *, region: str, keys_dir: str, passphrase: str,
+                      now_str: str) -> SigningKeyRecord:
+    if not passphrase:
+        raise KeyUnavailable("VOUCHERS_KEY_PASSPHRASE is empty: set it to encrypt the region signing keys")
+    key = SigningKey.generate(region)
+    os.makedirs(keys_dir, mode=0o700, exist_ok=True)
+    path = key_path(keys_dir, key.key_id)
+    # O_EXCL + 0600: never overwrite a key, never let another user read one.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key.encrypted_pem(passphrase))
+        handle.flush()
+        os.fsync(handle.fileno())
+    record = SigningKeyRecord(key_id=key.key_id, region=region, public_key=key.public_key_raw, valid_from=now_str)
+    session.add(record)
+    session.flush()
+    return record
+
+
+def active_key_record(session: Session, region: str) -> SigningKeyRecord | None:
+    return session.exec(select(SigningKeyRecord).where(SigningKeyRecord.region == region,
+                                                       SigningKeyRecord.valid_until.is_(None))).first()
+
+
+class KeyRing:
+    """Decrypted private keys, cached per process (decryption is deliberately slow)."""
+
+    def __init__(self, keys_dir: str, passphrase: str):
+        self.keys_dir = keys_dir
+        self._passphrase = passphrase
+        self._cache: dict[str, SigningKey] = {}
+        self._lock = threading.Lock()
+
+    def load(self, key_id: str) -> SigningKey:
+        with self._lock:
+            cached = self._cache.get(key_id)
+            if cached is not None:
+                return cached
+            path = key_path(self.keys_dir, key_id)
+            try:
+                with open(path, "rb") as handle:
+                    pem = handle.read()
+            except OSError as exc:
+                raise KeyUnavailable(f"private key {key_id} not readable at {path}: {exc.strerror}") from None
+            try:
+                key = SigningKey.from_encrypted_pem(key_id, pem, self._passphrase)
+            except (ValueError, TypeError):
+                raise KeyUnavailable(
+                    f"cannot decrypt private key {key_id}: wrong VOUCHERS_KEY_PASSPHRASE?") from None
+            self._cache[key_id] = key
+            return key
+
+    def signer_for(self, session: Session):
+        def signer(region: str) -> SigningKey:
+            record = active_key_record(session, region)
+            if record is None:
+                raise KeyUnavailable(f"region {region} has no active signing key")
+            return self.load(record.key_id)
+        return signer
+
+    def check_all(self, session: Session) -> list[str]:
+        """Load every active key; return the ids loaded (raises KeyUnavailable)."""
+        records = session.exec(select(SigningKeyRecord).where(SigningKeyRecord.valid_until.is_(None))).all()
+        return [self.load(record.key_id).key_id for record in records]
+
+
+def init_app(app) -> None:
+    app.extensions["vouchers_keyring"] = KeyRing(app.config["VOUCHERS_KEYS_DIR"],
+                                                 app.config["VOUCHERS_KEY_PASSPHRASE"])

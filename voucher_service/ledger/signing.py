@@ -1,0 +1,80 @@
+"""Ed25519 signing of entries, and private keys encrypted at rest."""
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from .canonical import canonical_bytes
+from .entry import SIGNATURE_ALG, Entry, signed_json
+
+
+def key_fingerprint(public_key_raw: bytes) -> str:
+    return hashlib.sha256(public_key_raw).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    key_id: str
+    private_key: Ed25519PrivateKey
+
+    @classmethod
+    def generate(cls, key_id_prefix: str) -> "SigningKey":
+        private_key = Ed25519PrivateKey.generate()
+        raw = public_raw(private_key.public_key())
+        return cls(f"{key_id_prefix}-{key_fingerprint(raw)}", private_key)
+
+    @property
+    def public_key_raw(self) -> bytes:
+        return public_raw(self.private_key.public_key())
+
+    def sign(self, message: bytes) -> bytes:
+        return self.private_key.sign(message)
+
+    def encrypted_pem(self, passphrase: str) -> bytes:
+        if not passphrase:
+            raise ValueError("a passphrase is required to store a private key")
+        return self.private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(passphrase.encode("utf-8")),
+        )
+
+    @classmethod
+    def from_encrypted_pem(cls, key_id: str, pem: bytes, passphrase: str) -> "SigningKey":
+        # A wrong passphrase raises ValueError from cryptography: callers turn
+        # that into a clear start-up error rather than a traceback.
+        key = serialization.load_pem_private_key(pem, password=passphrase.encode("utf-8"))
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError(f"key {key_id} is not an Ed25519 key")
+        return cls(key_id, key)
+
+
+def public_raw(public_key: Ed25519PublicKey) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def sign_entry(entry: Entry, key: SigningKey) -> bytes:
+    """Sign an entry and return the canonical bytes of the whole signed entry."""
+    signature = key.sign(entry.signing_bytes())
+    return canonical_bytes(signed_json(entry, key.key_id, base64.b64encode(signature).decode("ascii")))
+
+
+def verify_entry_signature(entry_json: dict, public_key_raw: bytes) -> bool:
+    sig = entry_json.get("sig")
+    if not isinstance(sig, dict) or sig.get("alg") != SIGNATURE_ALG:
+        return False
+    try:
+        signature = base64.b64decode(sig.get("value", ""), validate=True)
+    except (ValueError, TypeError):
+        return False
+    unsigned = {k: v for k, v in entry_json.items() if k != "sig"}
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key_raw).verify(signature, canonical_bytes(unsigned))
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
