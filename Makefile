@@ -23,7 +23,7 @@ init: $(BIN)/vouchers
 
 run: init
 	VOUCHERS_KEY_PASSPHRASE="$${VOUCHERS_KEY_PASSPHRASE:-$(DEV_PASSPHRASE)}" \
-	  $(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --access-logfile - wsgi:app
+	  $(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --no-control-socket --access-logfile - wsgi:app
 
 test: $(BIN)/vouchers
 	$(BIN)/python -m pytest

@@ -8,10 +8,12 @@ from datetime import date
 import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from . import auth, migrate
 from .db import get_engine
+from .models import Enterprise, Provider, Region
 from .domain import vouchers
 from .domain.context import Context, local_date, utc_now
 from .keys import KeyUnavailable
@@ -41,6 +43,14 @@ def init_command():
     click.echo(f"database ready at {config['DATABASE_URL']}; " + (f"created {made}" if made else "nothing to change"))
 
 
+def _require_initialised(session: Session) -> None:
+    try:
+        session.connection().exec_driver_sql("SELECT 1 FROM ledger_head")
+    except OperationalError:
+        raise click.ClickException(
+            f"the database at {current_app.config['DATABASE_URL']} is not initialised: run `vouchers init`") from None
+
+
 @click.group("token")
 def token_group():
     """Access tokens."""
@@ -56,8 +66,8 @@ def token_group():
 @with_appcontext
 def token_create(role, region, enterprise_id, provider_id, principal_id, ttl_days):
     """Create a token; it is printed once, alone on the last line."""
-    from .models import Enterprise, Provider, Region
     with Session(get_engine(), expire_on_commit=False) as session:
+        _require_initialised(session)
         for model, value, label in ((Region, region, "region"), (Enterprise, enterprise_id, "enterprise"),
                                     (Provider, provider_id, "provider")):
             if value and session.get(model, value) is None:
@@ -81,6 +91,7 @@ def token_create(role, region, enterprise_id, provider_id, principal_id, ttl_day
 def token_revoke(token_id):
     """Revoke a token by its id (tok_…)."""
     with Session(get_engine()) as session:
+        _require_initialised(session)
         if not auth.revoke_token(session, token_id):
             raise click.ClickException(f"no token {token_id}")
         session.commit()
@@ -95,7 +106,11 @@ def expire_command(as_of):
     """Expire vouchers past valid_until, returning their available value to the budget."""
     day: date = as_of.date() if as_of else local_date(utc_now())
     with Session(get_engine(), expire_on_commit=False) as session:
-        expired = vouchers.expire_vouchers(_context(session, "system:expire"), day)
+        _require_initialised(session)
+        try:
+            expired = vouchers.expire_vouchers(_context(session, "system:expire"), day)
+        except KeyUnavailable as exc:
+            raise click.ClickException(str(exc)) from None
         session.commit()
     for voucher in expired:
         click.echo(f"expired {voucher.id} ({voucher.code}): {voucher.returned_fen} fen back to budget:{voucher.region}")
@@ -103,7 +118,8 @@ def expire_command(as_of):
 
 
 def init_app(app) -> None:
-    for command in (init_command, token_group, expire_command):
+    from .demo import demo_command
+    for command in (init_command, token_group, expire_command, demo_command):
         app.cli.add_command(command)
 
 

@@ -42,10 +42,19 @@ class ProblemApi(Api):
         return problem(error.code or 500, detail, errors=errors, headers=headers)
 
 
+PUBLIC_API_PREFIXES = ()
+
+
 def _load_principal():
     g.principal = None
     header = request.headers.get("Authorization")
     if header is None:
+        # Authenticate before the body is parsed: an anonymous caller learns
+        # nothing about a route's fields from its validation messages.
+        if (request.path.startswith(API_PREFIX + "/") and request.url_rule is not None
+                and not request.path.startswith(PUBLIC_API_PREFIXES)):
+            return problem(401, "a valid bearer token is required",
+                           headers={"WWW-Authenticate": 'Bearer realm="vouchers"'})
         return None
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -81,6 +90,8 @@ def init_app(app) -> None:
     app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "/docs")
     # Served by the app itself: users' networks may have no internet and no CDN.
     app.config.setdefault("OPENAPI_SWAGGER_UI_URL", DOCS_ASSETS_PATH)
+    # Swagger UI would otherwise send the spec's URL to validator.swagger.io.
+    app.config.setdefault("OPENAPI_SWAGGER_UI_CONFIG", {"validatorUrl": None})
     app.config.setdefault("API_SPEC_OPTIONS", {
         "info": {"description": "Issue, redeem and settle innovation vouchers across Yangtze River Delta "
                                 "regions; every change is a signed ledger entry."},

@@ -1,10 +1,9 @@
 """Applications: an SME asks its home region for a voucher; an officer decides."""
 from flask import url_for
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from ..domain import vouchers
-from .common import Fen, Text, domain_context, forbid, hide, require
+from .common import Blueprint, Fen, Text, domain_context, forbid, hide, require
 from .vouchers import VoucherSchema
 
 URL = "/applications"

@@ -1,12 +1,11 @@
 """The shared catalogue of eligible services (服务内容统一)."""
 from flask import url_for
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlmodel import select
 
 from ..domain import registry
 from ..models import CatalogItem
-from .common import PageArgs, Text, domain_context, page, page_schema, require
+from .common import Blueprint, PageArgs, Text, domain_context, page, page_schema, require
 
 URL = "/catalog"
 blp = Blueprint("catalog", __name__, description="The shared catalogue of eligible services")

@@ -4,9 +4,11 @@ from __future__ import annotations
 import base64
 import binascii
 
+import flask_smorest
 from flask import current_app, g
 from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate
+from webargs.flaskparser import FlaskParser
 
 from ..db import get_session
 from ..domain.context import Context
@@ -14,6 +16,24 @@ from ..domain.context import Context
 MAX_FEN = 10**12  # one trillion fen = 10 billion CNY: far above any programme's budget
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
+
+
+class Parser(FlaskParser):
+    """webargs' parser, also refusing JSON that Python cannot load safely.
+
+    A body nested thousands deep (RecursionError) or an integer of thousands of
+    digits (ValueError) is bad input: a 400 problem, never a 500.
+    """
+
+    def load_json(self, req, schema):
+        try:
+            return super().load_json(req, schema)
+        except (RecursionError, ValueError) as exc:
+            return self._handle_invalid_json_error(exc, req)
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = Parser()
 
 
 class Fen(fields.Integer):
@@ -43,9 +63,14 @@ def decode_cursor(cursor: str | None) -> str | None:
     if not cursor:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor.encode("ascii") + b"==").decode("utf-8")
+        padded = cursor.encode("ascii") + b"=" * (-len(cursor) % 4)
+        value = base64.b64decode(padded, altchars=b"-_", validate=True).decode("utf-8")
     except (binascii.Error, UnicodeError, ValueError):
+        value = None
+    # Only the exact encoding this API hands out is a cursor.
+    if not value or not value.isprintable() or encode_cursor(value) != cursor:
         abort(422, message="invalid cursor", errors={"query": {"cursor": ["Not a cursor from this API."]}})
+    return value
 
 
 def encode_cursor(last_id: str) -> str:

@@ -1,12 +1,11 @@
 """SMEs: enterprises and start-up teams, registered by their home region."""
 from flask import url_for
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlmodel import select
 
 from ..domain import registry
 from ..models import Enterprise
-from .common import PageArgs, Text, domain_context, forbid, hide, page, page_schema, require
+from .common import Blueprint, PageArgs, Text, domain_context, forbid, hide, page, page_schema, require
 from .providers import USCC_FIELD
 
 URL = "/enterprises"

@@ -1,13 +1,12 @@
 """The shared provider registry (服务机构统一): registered by the home region, recognised everywhere."""
 from flask import url_for
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlmodel import select
 
 from ..domain import registry
 from ..domain.uscc import USCC_LENGTH
 from ..models import Provider, ProviderCategory
-from .common import PageArgs, Text, domain_context, forbid, page, page_schema, require
+from .common import Blueprint, PageArgs, Text, domain_context, forbid, page, page_schema, require
 
 URL = "/providers"
 blp = Blueprint("providers", __name__, description="The shared, mutually recognised provider registry")

@@ -1,12 +1,11 @@
 """The unified process (服务流程统一): reserve → claim → confirm → approve, or cancel / reject."""
 from flask import url_for
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlmodel import or_, select
 
 from ..domain import redemptions
 from ..models import Provider, Redemption, Voucher
-from .common import Fen, PageArgs, Text, domain_context, forbid, hide, page, page_schema, require
+from .common import Blueprint, Fen, PageArgs, Text, domain_context, forbid, hide, page, page_schema, require
 from .vouchers import can_see_voucher
 
 URL = "/redemptions"

@@ -1,11 +1,10 @@
 """Regions of the scheme and the policy each applies."""
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlmodel import select
 
 from ..domain import registry
 from ..models import Policy, Region
-from .common import domain_context, require
+from .common import Blueprint, domain_context, require
 
 URL = "/regions"
 blp = Blueprint("regions", __name__, description="Regions of the scheme and their versioned policies")

@@ -36,7 +36,7 @@ def _request_hash() -> str:
     try:
         # Same JSON, different whitespace or key order: the same request.
         body = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode("utf-8") if raw else b""
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         body = raw
     digest = hashlib.sha256()
     for part in (request.method.encode(), request.path.encode("utf-8"), body):

@@ -1,11 +1,10 @@
 """Vouchers and their balances."""
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlmodel import select
 
 from ..domain import vouchers
 from ..models import Voucher
-from .common import PageArgs, Text, domain_context, forbid, hide, page, page_schema, require
+from .common import Blueprint, PageArgs, Text, domain_context, forbid, hide, page, page_schema, require
 
 URL = "/vouchers"
 blp = Blueprint("vouchers", __name__, description="Vouchers and their balances")

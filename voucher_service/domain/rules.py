@@ -23,7 +23,7 @@ REDEMPTION_TRANSITIONS = {
 def check_transition(kind: str, current: str, target: str, table: dict[str, set[str]]) -> None:
     if target not in table.get(current, set()):
         raise RuleViolation(
-            "state_machine", f"state machine: a {kind} that is '{current}' cannot become '{target}'")
+            "state_machine", f"state machine: {kind} is '{current}' and cannot become '{target}'")
 
 
 def check_application_pending(status: str) -> None:

@@ -1,0 +1,497 @@
+"""Who may do what (DESIGN §5, normative): every /api/v1 operation against every kind
+of principal, including cross-tenant attempts, and the 401s of missing, malformed,
+unknown, revoked and expired tokens.
+
+Convention checked throughout: a principal that may not even *see* a resource gets
+404 (its existence must not leak); one that can see it but may not act on it gets
+403; a refused request changes nothing (no ledger entry).
+"""
+from __future__ import annotations
+
+import itertools
+import secrets
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlmodel import Session, func, select
+
+from voucher_service import auth
+from voucher_service.db import get_engine
+from voucher_service.domain.uscc import uscc_check_char, uscc_problem
+from voucher_service.models import LedgerEntry
+
+PROBLEM_JSON = "application/problem+json"
+
+# name -> (role, binding). "Owner" objects below belong to ent-ks-003 (a KS enterprise)
+# and are spent at prv-sh-001 (an SH provider), so both the KS and the SH side are involved.
+PRINCIPALS = {
+    "sme_owner": ("sme", {"enterprise_id": "ent-ks-003"}),
+    "sme_other_ks": ("sme", {"enterprise_id": "ent-ks-001"}),
+    "sme_sh": ("sme", {"enterprise_id": "ent-sh-001"}),
+    "prv_sh1": ("provider", {"provider_id": "prv-sh-001"}),
+    "prv_sh4": ("provider", {"provider_id": "prv-sh-004"}),
+    "prv_ks2": ("provider", {"provider_id": "prv-ks-002"}),
+    "off_ks": ("officer", {"region": "KS"}),
+    "off_sh": ("officer", {"region": "SH"}),
+    "off_wj": ("officer", {"region": "WJ"}),
+    "fin_ks": ("finance", {"region": "KS"}),
+    "fin_sh": ("finance", {"region": "SH"}),
+    "auditor": ("auditor", {}),
+    "admin": ("admin", {}),
+}
+EVERYONE = list(PRINCIPALS)
+
+_counter = itertools.count(1)
+
+
+def assert_problem(response, status):
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
+    assert response.mimetype == PROBLEM_JSON, response.headers
+    body = response.get_json()
+    assert body["status"] == status
+    assert isinstance(body["type"], str) and body["type"]
+    assert isinstance(body["title"], str) and body["title"]
+    assert isinstance(body.get("detail"), str) and body["detail"]
+    return body
+
+
+def make_uscc(division: str = "320583") -> str:
+    """A fresh, valid GB 32100 code (GB 11714 organisation code check included)."""
+    org = f"{secrets.randbelow(10**8):08d}"
+    total = sum(int(c) * w for c, w in zip(org, (3, 7, 9, 10, 5, 8, 4, 2)))
+    check = 11 - total % 11
+    org += {10: "X", 11: "0"}.get(check, str(check))
+    first17 = "91" + division + org
+    code = first17 + uscc_check_char(first17)
+    assert uscc_problem(code) is None, code
+    return code
+
+
+def ledger_size(app) -> int:
+    with app.app_context(), Session(get_engine()) as session:
+        return session.exec(select(func.count()).select_from(LedgerEntry)).one()
+
+
+@pytest.fixture(scope="module")
+def who(actors):
+    clients = {name: actors.client(role, **binding) for name, (role, binding) in PRINCIPALS.items()}
+    clients["anon"] = actors.anonymous()
+    return clients
+
+
+# --- building blocks, through the API ----------------------------------------------
+
+def issue_voucher(who, sme="sme_owner", officer="off_ks", amount_fen=100_000):
+    r = who[sme].post("/applications", json={"amount_fen": amount_fen, "purpose": "access test"})
+    assert r.status_code == 201, r.get_json()
+    r = who[officer].post(f"/applications/{r.get_json()['id']}/approve", json={})
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()["voucher"]
+
+
+def reserve(who, voucher_id, provider_id="prv-sh-001", sme="sme_owner"):
+    r = who[sme].post("/redemptions", json={"voucher_id": voucher_id, "provider_id": provider_id,
+                                            "catalog_code": "TS-01", "service_fee_fen": 20_000,
+                                            "amount_fen": 10_000})
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()["id"]
+
+
+def setup_application(who):
+    r = who["sme_owner"].post("/applications", json={"amount_fen": 50_000, "purpose": "access test"})
+    assert r.status_code == 201, r.get_json()
+    return {"id": r.get_json()["id"]}
+
+
+def setup_voucher(who):
+    return {"id": issue_voucher(who)["id"]}
+
+
+def setup_reserved(who):
+    return {"id": reserve(who, issue_voucher(who)["id"])}
+
+
+def setup_reserved_at_ks(who):
+    return {"id": reserve(who, issue_voucher(who)["id"], provider_id="prv-ks-002")}
+
+
+def setup_claimed(who):
+    rid = setup_reserved(who)["id"]
+    r = who["prv_sh1"].post(f"/redemptions/{rid}/claim",
+                            json={"invoice_no": "INV-A", "service_fee_fen": 20_000, "amount_fen": 10_000})
+    assert r.status_code == 200, r.get_json()
+    return {"id": rid}
+
+
+def setup_confirmed(who):
+    rid = setup_claimed(who)["id"]
+    assert who["sme_owner"].post(f"/redemptions/{rid}/confirm").status_code == 200
+    return {"id": rid}
+
+
+def setup_provider_ks(who):
+    r = who["off_ks"].post("/providers", json={"name": f"KS provider {next(_counter)}", "uscc": make_uscc(),
+                                               "region": "KS", "categories": ["testing"]})
+    assert r.status_code == 201, r.get_json()
+    return {"id": r.get_json()["id"]}
+
+
+def setup_suspended_provider_ks(who):
+    target = setup_provider_ks(who)
+    assert who["off_ks"].post(f"/providers/{target['id']}/suspend").status_code == 200
+    return target
+
+
+def setup_catalog_item(who):
+    code = f"AC-{secrets.token_hex(4).upper()}"
+    r = who["off_sh"].post("/catalog", json={"code": code, "category": "testing", "name_zh": "访问测试",
+                                             "name_en": "Access test", "max_subsidy_ratio_bp": 5000})
+    assert r.status_code == 201, r.get_json()
+    return {"id": code}
+
+
+def setup_world(_who):
+    return {"id": None}
+
+
+SETUPS = {f.__name__.removeprefix("setup_"): f for f in (
+    setup_application, setup_voucher, setup_reserved, setup_reserved_at_ks, setup_claimed, setup_confirmed,
+    setup_provider_ks, setup_suspended_provider_ks, setup_catalog_item, setup_world)}
+
+
+def new_catalog_body(_target):
+    return {"code": f"AC-{secrets.token_hex(4).upper()}", "category": "testing", "name_zh": "新服务",
+            "name_en": "New service", "max_subsidy_ratio_bp": 4000}
+
+
+def new_party_body(kind):
+    def body(_target):
+        base = {"name": f"New {kind} {next(_counter)}", "uscc": make_uscc(), "region": "KS"}
+        return {**base, "categories": ["testing"]} if kind == "provider" else {**base, "kind": "enterprise"}
+    return body
+
+
+def new_redemption_body(target):
+    return {"voucher_id": target["id"], "provider_id": "prv-sh-001", "catalog_code": "TS-01",
+            "service_fee_fen": 20_000, "amount_fen": 10_000}
+
+
+def const(body):
+    return lambda _target: body
+
+
+# op -> (method, path template, setup, body factory or None)
+OPERATIONS = {
+    "list_regions": ("GET", "/regions", "world", None),
+    "get_region": ("GET", "/regions/KS", "world", None),
+    "list_catalog": ("GET", "/catalog", "world", None),
+    "get_catalog_item": ("GET", "/catalog/TS-01", "world", None),
+    "create_catalog_item": ("POST", "/catalog", "world", new_catalog_body),
+    "update_catalog_item": ("PATCH", "/catalog/{id}", "catalog_item", const({"name_en": "Renamed service"})),
+    "list_providers": ("GET", "/providers", "world", None),
+    "get_provider": ("GET", "/providers/prv-ks-002", "world", None),
+    "create_provider_ks": ("POST", "/providers", "world", new_party_body("provider")),
+    "suspend_provider_ks": ("POST", "/providers/{id}/suspend", "provider_ks", None),
+    "reinstate_provider_ks": ("POST", "/providers/{id}/reinstate", "suspended_provider_ks", None),
+    "list_enterprises": ("GET", "/enterprises", "world", None),
+    "get_enterprise": ("GET", "/enterprises/ent-ks-003", "world", None),
+    "create_enterprise_ks": ("POST", "/enterprises", "world", new_party_body("enterprise")),
+    "submit_application": ("POST", "/applications", "world", const({"amount_fen": 10_000, "purpose": "x"})),
+    "get_application": ("GET", "/applications/{id}", "application", None),
+    "approve_application": ("POST", "/applications/{id}/approve", "application", const({})),
+    "reject_application": ("POST", "/applications/{id}/reject", "application", const({"reason": "no"})),
+    "list_vouchers": ("GET", "/vouchers", "world", None),
+    "get_voucher": ("GET", "/vouchers/{id}", "voucher", None),
+    "void_voucher": ("POST", "/vouchers/{id}/void", "voucher", const({"reason": "fraud"})),
+    "list_redemptions": ("GET", "/redemptions", "world", None),
+    "reserve": ("POST", "/redemptions", "voucher", new_redemption_body),
+    "get_redemption": ("GET", "/redemptions/{id}", "reserved", None),
+    "get_redemption_at_ks": ("GET", "/redemptions/{id}", "reserved_at_ks", None),
+    "claim": ("POST", "/redemptions/{id}/claim", "reserved",
+              const({"invoice_no": "INV-1", "service_fee_fen": 20_000, "amount_fen": 9_000})),
+    "confirm": ("POST", "/redemptions/{id}/confirm", "claimed", None),
+    "approve_redemption": ("POST", "/redemptions/{id}/approve", "confirmed", None),
+    "approve_redemption_at_ks": ("POST", "/redemptions/{id}/approve", "reserved_at_ks", None),
+    "reject_redemption": ("POST", "/redemptions/{id}/reject", "reserved", const({"reason": "no service"})),
+    "cancel_redemption": ("POST", "/redemptions/{id}/cancel", "reserved", const({})),
+}
+
+ALL_OK = {name: 200 for name in EVERYONE}
+ALL_403 = {name: 403 for name in EVERYONE}
+# Owner objects: an SME sees its own, officers and finance their region's, auditor and admin all.
+OWNED_READ = {"sme_owner": 200, "sme_other_ks": 404, "sme_sh": 404, "prv_sh1": 404, "prv_sh4": 404,
+              "prv_ks2": 404, "off_ks": 200, "off_sh": 404, "off_wj": 404, "fin_ks": 200, "fin_sh": 404,
+              "auditor": 200, "admin": 200}
+# Deciding an application: only an officer of the enterprise's region.
+APPLICATION_DECISION = {**{k: (403 if v == 200 else v) for k, v in OWNED_READ.items()}, "off_ks": 200}
+# A redemption of a KS voucher at an SH provider is visible to both regions' officers and finance
+# and to that provider.
+REDEMPTION_READ = {**OWNED_READ, "prv_sh1": 200, "off_sh": 200, "fin_sh": 200}
+REDEMPTION_ACT = {k: (403 if v == 200 else v) for k, v in REDEMPTION_READ.items()}
+
+EXPECTED = {
+    "list_regions": ALL_OK,
+    "get_region": ALL_OK,
+    "list_catalog": ALL_OK,
+    "get_catalog_item": ALL_OK,
+    "create_catalog_item": {**ALL_403, "off_ks": 201, "off_sh": 201, "off_wj": 201},
+    "update_catalog_item": {**ALL_403, "off_ks": 200, "off_sh": 200, "off_wj": 200},
+    "list_providers": ALL_OK,
+    "get_provider": ALL_OK,
+    # Registered and suspended by the home region's officer only.
+    "create_provider_ks": {**ALL_403, "off_ks": 201},
+    "suspend_provider_ks": {**ALL_403, "off_ks": 200},
+    "reinstate_provider_ks": {**ALL_403, "off_ks": 200},
+    "list_enterprises": {**ALL_OK, "prv_sh1": 403, "prv_sh4": 403, "prv_ks2": 403},
+    "get_enterprise": OWNED_READ,
+    "create_enterprise_ks": {**ALL_403, "off_ks": 201},
+    "submit_application": {**ALL_403, "sme_owner": 201, "sme_other_ks": 201, "sme_sh": 201},
+    "get_application": OWNED_READ,
+    "approve_application": APPLICATION_DECISION,
+    "reject_application": APPLICATION_DECISION,
+    "list_vouchers": {**ALL_OK, "prv_sh1": 403, "prv_sh4": 403, "prv_ks2": 403},
+    "get_voucher": OWNED_READ,
+    "void_voucher": {**{k: (403 if v == 200 else v) for k, v in OWNED_READ.items()}, "off_ks": 200},
+    "list_redemptions": ALL_OK,
+    # Spending: only the holder; whoever cannot see the voucher is told it does not exist.
+    "reserve": {**{k: (403 if v == 200 else v) for k, v in OWNED_READ.items()}, "sme_owner": 201},
+    "get_redemption": REDEMPTION_READ,
+    # At a KS provider, SH principals and other providers do not see it.
+    "get_redemption_at_ks": {**OWNED_READ, "prv_ks2": 200},
+    "claim": {**REDEMPTION_ACT, "prv_sh1": 200},
+    "confirm": {**REDEMPTION_ACT, "sme_owner": 200},
+    "approve_redemption": {**REDEMPTION_ACT, "off_ks": 200},
+    "approve_redemption_at_ks": {**{k: (403 if v == 200 else v) for k, v in OWNED_READ.items()},
+                                 "prv_ks2": 403, "off_ks": 409},  # reserved, not yet confirmed: a rule, not a role
+    "reject_redemption": {**REDEMPTION_ACT, "off_ks": 200},
+    "cancel_redemption": {**REDEMPTION_ACT, "sme_owner": 200},
+}
+assert set(EXPECTED) == set(OPERATIONS)
+assert all(set(row) == set(EVERYONE) for row in EXPECTED.values())
+
+CASES = [pytest.param(op, name, status, id=f"{op}-{name}-{status}")
+         for op, row in EXPECTED.items() for name, status in row.items()]
+
+_targets: dict[str, dict] = {}
+
+
+def _target(who, setup, fresh):
+    if fresh:
+        return SETUPS[setup](who)
+    if setup not in _targets:
+        _targets[setup] = SETUPS[setup](who)
+    return _targets[setup]
+
+
+def _call(client, method, path, body):
+    if method == "GET":
+        return client.get(path)
+    if method == "PATCH":
+        return client.patch(path, json=body)
+    return client.post(path, json=body)
+
+
+@pytest.mark.parametrize("op, name, expected", CASES)
+def test_role_matrix(app, who, op, name, expected):
+    method, template, setup, body_factory = OPERATIONS[op]
+    # A success changes state, so it gets an object of its own; refusals share one.
+    target = _target(who, setup, fresh=expected < 300)
+    path = template.format(**target)
+    body = body_factory(target) if body_factory else ({} if method != "GET" else None)
+    before = ledger_size(app)
+    r = _call(who[name], method, path, body)
+    if expected >= 400:
+        assert_problem(r, expected)
+        assert ledger_size(app) == before, "a refused request must not change state"
+    else:
+        assert r.status_code == expected, (r.status_code, r.get_json())
+        if method == "GET":
+            assert ledger_size(app) == before
+
+
+CONCRETE_IDS = {"{id}", "KS", "TS-01", "prv-ks-002", "ent-ks-003"}
+
+
+def test_every_documented_operation_is_in_the_matrix(app):
+    """A new /api/v1 endpoint without rows in the access matrix fails here."""
+    spec = app.test_client().get("/openapi.json").get_json()
+
+    def shape(path):
+        return "/".join("*" if p.startswith("{") or p in CONCRETE_IDS else p for p in path.split("/"))
+
+    documented = {(method.upper(), shape(path.removeprefix("/api/v1")))
+                  for path, item in spec["paths"].items() if path.startswith("/api/v1/")
+                  for method in item if method in ("get", "post", "patch", "put", "delete")}
+    covered = {(method, shape(template)) for method, template, _setup, _body in OPERATIONS.values()}
+    assert documented, "the served OpenAPI document lists no /api/v1 operation"
+    assert documented <= covered, sorted(documented - covered)
+
+
+# --- cross-tenant, spelled out ------------------------------------------------------
+
+def test_another_enterprise_can_neither_read_nor_spend_a_voucher(app, who):
+    voucher = issue_voucher(who)
+    before = ledger_size(app)
+    assert_problem(who["sme_other_ks"].get(f"/vouchers/{voucher['id']}"), 404)
+    r = who["sme_other_ks"].post("/redemptions", json={
+        "voucher_id": voucher["id"], "provider_id": "prv-sh-001", "catalog_code": "TS-01",
+        "service_fee_fen": 20_000, "amount_fen": 10_000})
+    assert_problem(r, 404)
+    # The 404 of an existing voucher is indistinguishable from that of a missing one.
+    missing = who["sme_other_ks"].get("/vouchers/vch_doesnotexist")
+    assert_problem(missing, 404)
+    assert ledger_size(app) == before
+    v = who["sme_owner"].get(f"/vouchers/{voucher['id']}").get_json()
+    assert (v["available_fen"], v["held_fen"]) == (100_000, 0)
+
+
+def test_lists_show_only_what_the_principal_may_see(who):
+    voucher = issue_voucher(who)
+    rid_sh = reserve(who, voucher["id"])
+    rid_ks = reserve(who, voucher["id"], provider_id="prv-ks-002")
+
+    def ids(client, path, **query):
+        r = client.get(path, query_string={"limit": 100, **query})
+        assert r.status_code == 200, r.get_json()
+        return {item.get("id") or item.get("code") for item in r.get_json()["items"]}
+
+    assert voucher["id"] in ids(who["sme_owner"], "/vouchers")
+    assert voucher["id"] not in ids(who["sme_other_ks"], "/vouchers")
+    # Filtering by somebody else's enterprise does not widen what an SME sees.
+    assert ids(who["sme_other_ks"], "/vouchers", enterprise_id="ent-ks-003") == set()
+    assert voucher["id"] in ids(who["off_ks"], "/vouchers")
+    assert voucher["id"] not in ids(who["off_sh"], "/vouchers")
+    assert voucher["id"] not in ids(who["fin_sh"], "/vouchers")
+    assert voucher["id"] in ids(who["auditor"], "/vouchers")
+
+    assert {rid_sh, rid_ks} <= ids(who["sme_owner"], "/redemptions")
+    assert ids(who["sme_other_ks"], "/redemptions", voucher_id=voucher["id"]) == set()
+    assert rid_sh in ids(who["prv_sh1"], "/redemptions")
+    assert rid_ks not in ids(who["prv_sh1"], "/redemptions")
+    assert {rid_sh, rid_ks} & ids(who["prv_sh4"], "/redemptions") == set()
+    assert rid_sh in ids(who["off_sh"], "/redemptions")
+    assert rid_ks not in ids(who["off_sh"], "/redemptions")
+    assert ids(who["off_wj"], "/redemptions", voucher_id=voucher["id"]) == set()
+
+    assert ids(who["sme_owner"], "/enterprises") == {"ent-ks-003"}
+    sh_enterprises = ids(who["off_sh"], "/enterprises")
+    assert "ent-sh-001" in sh_enterprises and not any(e.startswith("ent-ks") for e in sh_enterprises)
+
+
+def test_sh_officer_cannot_decide_for_ks(app, who):
+    application = setup_application(who)
+    confirmed = setup_confirmed(who)
+    before = ledger_size(app)
+    # SH cannot see KS applications at all: 404, as for its GET.
+    assert_problem(who["off_sh"].get(f"/applications/{application['id']}"), 404)
+    assert_problem(who["off_sh"].post(f"/applications/{application['id']}/approve", json={}), 404)
+    # SH sees the redemption (it is at an SH provider) but KS pays: 403.
+    body = assert_problem(who["off_sh"].post(f"/redemptions/{confirmed['id']}/approve"), 403)
+    assert "KS" in body["detail"]
+    assert_problem(who["off_sh"].post(f"/redemptions/{confirmed['id']}/reject", json={"reason": "x"}), 403)
+    assert_problem(who["off_sh"].post("/providers/prv-ks-001/suspend"), 403)
+    assert_problem(who["off_sh"].post("/providers", json={
+        "name": "SH registers for KS", "uscc": make_uscc(), "region": "KS", "categories": ["testing"]}), 403)
+    assert_problem(who["off_sh"].post("/enterprises", json={
+        "name": "SH registers for KS", "uscc": make_uscc(), "region": "KS", "kind": "team"}), 403)
+    assert ledger_size(app) == before
+    assert who["off_ks"].get(f"/applications/{application['id']}").get_json()["status"] == "submitted"
+    assert who["off_ks"].get(f"/redemptions/{confirmed['id']}").get_json()["status"] == "confirmed"
+    assert who["off_ks"].get("/providers/prv-ks-001").get_json()["status"] == "active"
+
+
+def test_a_provider_cannot_claim_another_providers_redemption(app, who):
+    rid = setup_reserved(who)["id"]
+    before = ledger_size(app)
+    r = who["prv_sh4"].post(f"/redemptions/{rid}/claim",
+                            json={"invoice_no": "INV-X", "service_fee_fen": 20_000, "amount_fen": 10_000})
+    assert_problem(r, 404)
+    assert ledger_size(app) == before
+    assert who["sme_owner"].get(f"/redemptions/{rid}").get_json()["status"] == "reserved"
+
+
+# --- authentication -----------------------------------------------------------------
+
+def assert_unauthorized(response):
+    assert_problem(response, 401)
+    assert response.headers.get("WWW-Authenticate", "").startswith("Bearer"), response.headers
+
+
+@pytest.mark.parametrize("header", [
+    pytest.param(None, id="no-header"),
+    pytest.param("", id="empty"),
+    pytest.param("Bearer", id="scheme-only"),
+    pytest.param("Bearer    ", id="blank-token"),
+    pytest.param("Basic dXNlcjpwYXNz", id="basic"),
+    pytest.param("Token vt_abc", id="other-scheme"),
+    pytest.param("vt_abcdef", id="no-scheme"),
+    pytest.param("Bearer vt_" + "a" * 43, id="unknown-token"),
+    pytest.param("Bearer " + "x" * 5000, id="huge-token"),
+    pytest.param("Bearer vt_abc\tdef", id="control-char"),
+])
+@pytest.mark.parametrize("method, path", [("GET", "/regions"), ("GET", "/vouchers"),
+                                          ("POST", "/applications")])
+def test_missing_or_malformed_credentials_are_401(app, header, method, path):
+    http = app.test_client()
+    headers = {} if header is None else {"Authorization": header}
+    before = ledger_size(app)
+    if method == "GET":
+        r = http.get(f"/api/v1{path}", headers=headers)
+    else:
+        r = http.post(f"/api/v1{path}", json={"amount_fen": 100, "purpose": "x"}, headers=headers)
+    assert_unauthorized(r)
+    assert ledger_size(app) == before
+
+
+def test_scheme_is_case_insensitive(actors):
+    token = actors.token("auditor")
+    r = actors.app.test_client().get("/api/v1/regions", headers={"Authorization": f"bearer {token}"})
+    assert r.status_code == 200
+
+
+@pytest.mark.parametrize("op", sorted(OPERATIONS))
+def test_every_operation_requires_a_token(app, who, op):
+    method, template, setup, body_factory = OPERATIONS[op]
+    target = _target(who, setup, fresh=False)
+    body = body_factory(target) if body_factory else ({} if method != "GET" else None)
+    before = ledger_size(app)
+    assert_unauthorized(_call(who["anon"], method, template.format(**target), body))
+    assert ledger_size(app) == before
+
+
+@pytest.mark.parametrize("path", ["/applications", "/providers", "/redemptions"])
+def test_no_token_is_401_even_with_an_invalid_body(app, path):
+    r = app.test_client().post(f"/api/v1{path}", json={})
+    assert_unauthorized(r)
+
+
+def _mint(app, *, now=None, ttl_days=90, **binding):
+    with app.app_context(), Session(get_engine()) as session:
+        token, row = auth.create_token(session, now=now, ttl_days=ttl_days, **binding)
+        session.commit()
+        return token, row.id
+
+
+def _get_vouchers(app, token):
+    return app.test_client().get("/api/v1/vouchers", headers={"Authorization": f"Bearer {token}"})
+
+
+def test_a_revoked_token_is_401(app):
+    token, token_id = _mint(app, role="sme", enterprise_id="ent-ks-003")
+    assert _get_vouchers(app, token).status_code == 200
+    with app.app_context(), Session(get_engine()) as session:
+        assert auth.revoke_token(session, token_id)
+        session.commit()
+    assert_unauthorized(_get_vouchers(app, token))
+    r = app.test_client().post("/api/v1/applications", json={"amount_fen": 100, "purpose": "x"},
+                               headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "revoked-1"})
+    assert_unauthorized(r)
+
+
+def test_an_expired_token_is_401(app):
+    now = datetime.now(timezone.utc)
+    expired, _ = _mint(app, role="officer", region="KS", now=now - timedelta(days=2), ttl_days=1)
+    assert_unauthorized(_get_vouchers(app, expired))
+    # The same binding, still within its lifetime, works: it is the expiry that refuses.
+    valid, _ = _mint(app, role="officer", region="KS", now=now - timedelta(days=2), ttl_days=3)
+    assert _get_vouchers(app, valid).status_code == 200

@@ -1,0 +1,112 @@
+"""Every rule of the programme in isolation: allowed at the boundary, refused one fen past it."""
+from datetime import date
+
+import pytest
+
+from voucher_service.domain import rules
+from voucher_service.domain.errors import RuleViolation
+
+
+def refused(rule_name, fn, *args):
+    with pytest.raises(RuleViolation) as caught:
+        fn(*args)
+    assert caught.value.rule == rule_name
+    return caught.value.detail
+
+
+def test_region_budget_allows_exactly_the_remainder():
+    rules.check_region_budget(1000, 1000, "KS")
+    detail = refused("region_budget", rules.check_region_budget, 1000, 1001, "KS")
+    assert "region budget" in detail and "KS" in detail
+
+
+def test_annual_cap_counts_what_was_already_granted():
+    rules.check_annual_cap(200, 800, 1000, "enterprise", 2026)
+    detail = refused("annual_cap", rules.check_annual_cap, 201, 800, 1000, "team", 2026)
+    assert "annual cap" in detail and "team" in detail and "2026" in detail
+
+
+def test_approved_amount_may_not_exceed_the_request():
+    rules.check_approved_within_requested(500, 500)
+    refused("approved_within_requested", rules.check_approved_within_requested, 501, 500)
+
+
+@pytest.mark.parametrize("fee, ratio_bp, limit", [(1000, 5000, 500), (999, 5000, 499), (1, 5000, 0),
+                                                   (10_000, 3000, 3000), (333, 4000, 133)])
+def test_subsidy_ratio_floors_to_the_fen(fee, ratio_bp, limit):
+    assert rules.max_subsidy_fen(fee, ratio_bp) == limit
+    if limit:
+        rules.check_subsidy_ratio(limit, fee, ratio_bp)
+    detail = refused("subsidy_ratio", rules.check_subsidy_ratio, limit + 1, fee, ratio_bp)
+    assert "subsidy ratio" in detail
+
+
+def test_available_balance():
+    rules.check_available_balance(10, 10)
+    refused("available_balance", rules.check_available_balance, 11, 10)
+
+
+def test_voucher_must_be_active_and_within_its_validity():
+    start, end = date(2026, 1, 1), date(2026, 12, 31)
+    rules.check_voucher_usable("active", start, end, start)
+    rules.check_voucher_usable("active", start, end, end)
+    refused("voucher_validity", rules.check_voucher_usable, "active", start, end, date(2027, 1, 1))
+    refused("voucher_validity", rules.check_voucher_usable, "active", start, end, date(2025, 12, 31))
+    for status in ("exhausted", "expired", "voided"):
+        refused("voucher_active", rules.check_voucher_usable, status, start, end, start)
+
+
+def test_provider_must_be_active_and_accredited():
+    rules.check_provider_active("active", "p")
+    refused("provider_active", rules.check_provider_active, "suspended", "p")
+    rules.check_provider_accredited({"testing", "ip"}, "ip", "p")
+    refused("provider_accredited", rules.check_provider_accredited, {"testing"}, "ip", "p")
+
+
+def test_related_party_is_refused():
+    rules.check_not_related_party({"a"}, "b")
+    assert "related party" in refused("related_party", rules.check_not_related_party, {"a", "b"}, "b")
+
+
+def test_catalogue_item_must_be_active():
+    rules.check_catalog_item_active(True, "TS-01")
+    refused("catalog_item_active", rules.check_catalog_item_active, False, "TS-01")
+
+
+def test_claim_may_lower_never_raise():
+    rules.check_claim_not_raising(100, 100)
+    rules.check_claim_not_raising(1, 100)
+    refused("claim_not_raising", rules.check_claim_not_raising, 101, 100)
+
+
+def test_void_needs_no_open_redemptions():
+    rules.check_no_open_redemptions(0)
+    refused("open_redemptions", rules.check_no_open_redemptions, 1)
+
+
+def test_validity_window():
+    rules.check_validity_window(date(2026, 1, 1), date(2026, 1, 1))
+    refused("validity_window", rules.check_validity_window, date(2026, 1, 2), date(2026, 1, 1))
+
+
+@pytest.mark.parametrize("current, target", [
+    ("reserved", "claimed"), ("reserved", "cancelled"), ("reserved", "rejected"), ("claimed", "confirmed"),
+    ("claimed", "rejected"), ("confirmed", "redeemed"), ("confirmed", "rejected")])
+def test_redemption_transitions_allowed(current, target):
+    rules.check_transition("redemption", current, target, rules.REDEMPTION_TRANSITIONS)
+
+
+@pytest.mark.parametrize("current, target", [
+    ("reserved", "redeemed"), ("reserved", "confirmed"), ("claimed", "cancelled"), ("claimed", "redeemed"),
+    ("confirmed", "cancelled"), ("redeemed", "rejected"), ("cancelled", "claimed"), ("rejected", "claimed"),
+    ("redeemed", "cancelled")])
+def test_redemption_transitions_refused(current, target):
+    detail = refused("state_machine", rules.check_transition, "redemption", current, target,
+                     rules.REDEMPTION_TRANSITIONS)
+    assert current in detail and target in detail
+
+
+def test_application_decided_once():
+    rules.check_application_pending("submitted")
+    for status in ("approved", "rejected"):
+        refused("state_machine", rules.check_application_pending, status)
