@@ -1,0 +1,50 @@
+"""Schemathesis against our own OpenAPI document, in process: whatever the
+body, query, path or headers, valid or not, the service never answers with a
+5xx and every error is problem+json."""
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+
+from voucher_service.openapi_dump import openapi_document
+
+ROLES = [("officer", {"region": "KS"}), ("sme", {"enterprise_id": "ent-ks-003"}),
+         ("provider", {"provider_id": "prv-sh-001"}), ("auditor", {})]
+OPERATIONS = sorted(f"{method.upper()} {path}" for path, item in openapi_document()["paths"].items()
+                    for method in item if method in ("get", "post", "patch", "put", "delete"))
+
+
+@pytest.fixture(scope="module")
+def api_schema(app):
+    return schemathesis.openapi.from_wsgi("/openapi.json", app)
+
+
+@pytest.fixture(scope="module")
+def role_tokens(actors):
+    return [actors.token(role, **binding) for role, binding in ROLES]
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
+@pytest.mark.parametrize("label", OPERATIONS)
+def test_no_input_makes_a_server_error(api_schema, role_tokens, label, mode):
+    method, path = label.split(" ", 1)
+    operation = api_schema[path][method]
+
+    @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(case=operation.as_strategy(generation_mode=mode), token=st.sampled_from(role_tokens))
+    def exercise(case, token):
+        response = case.call(headers={"Authorization": f"Bearer {token}"})
+        case.validate_response(response, checks=[not_a_server_error])
+        if response.status_code >= 400:
+            assert response.headers["content-type"][0].startswith("application/problem+json"), response.text
+
+    exercise()
+
+
+def test_the_document_covers_every_route(app):
+    documented = set(openapi_document()["paths"])
+    registered = {str(rule).replace("<string:", "{").replace(">", "}")
+                  for rule in app.url_map.iter_rules() if str(rule).startswith("/api/v1")}
+    assert registered == documented
