@@ -35,7 +35,8 @@ def init_command():
     with Session(engine, expire_on_commit=False) as session:
         try:
             created = load_seeds(_context(session, "system:init"), config["VOUCHERS_SEEDS"],
-                                 keys_dir=config["VOUCHERS_KEYS_DIR"], passphrase=config["VOUCHERS_KEY_PASSPHRASE"])
+                                 keys_dir=config["VOUCHERS_KEYS_DIR"], passphrase=config["VOUCHERS_KEY_PASSPHRASE"],
+                                 origin=config["VOUCHERS_LEDGER_ORIGIN"])
         except KeyUnavailable as exc:
             raise click.ClickException(str(exc)) from None
         session.commit()

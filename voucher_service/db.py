@@ -60,6 +60,16 @@ def read_only():
         _read_only.reset(token)
 
 
+@contextmanager
+def writing():
+    """A write transaction inside a read-only request (a GET that signs a checkpoint)."""
+    token = _read_only.set(False)
+    try:
+        yield
+    finally:
+        _read_only.reset(token)
+
+
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 

@@ -7,10 +7,12 @@ module does the rows (seq, balances, refs).
 """
 from __future__ import annotations
 
+from sqlalchemy import tuple_
 from sqlmodel import Session, select
 
 from .ledger import Entry, Posting, leaf_hash, sign_entry
-from .models import Account, LedgerEntry, LedgerHead, LedgerRef
+from .ledger.merkle import nodes_for_append
+from .models import Account, LedgerEntry, LedgerHead, LedgerNode, LedgerRef
 
 NEGATIVE_ALLOWED_PREFIX = "treasury:"
 
@@ -36,6 +38,21 @@ def lock_ledger(session: Session) -> LedgerHead:
     return head
 
 
+def node_reader(session: Session):
+    """Read stored Merkle nodes in one query, in the order asked."""
+    def read(nodes):
+        if not nodes:
+            return []
+        rows = session.exec(select(LedgerNode).where(
+            tuple_(LedgerNode.level, LedgerNode.idx).in_([tuple(n) for n in nodes]))).all()
+        found = {(r.level, r.idx): bytes(r.hash) for r in rows}
+        missing = [n for n in nodes if tuple(n) not in found]
+        if missing:
+            raise LedgerInvariantError(f"stored Merkle nodes missing: {missing[:5]}")
+        return [found[tuple(n)] for n in nodes]
+    return read
+
+
 def account_balance(session: Session, name: str) -> int:
     row = session.get(Account, name)
     return row.balance_fen if row else 0
@@ -48,9 +65,12 @@ def append(session: Session, signer, *, now_str: str, kind: str, region: str, ac
                   refs=refs, postings=tuple(postings), data=data or {})
     key = signer(region)
     signed = sign_entry(entry, key)
+    leaf = leaf_hash(signed)
     row = LedgerEntry(seq=entry.seq, ts=entry.ts, kind=kind, region=region, actor=actor,
-                      key_id=key.key_id, canonical=signed, leaf_hash=leaf_hash(signed))
+                      key_id=key.key_id, canonical=signed, leaf_hash=leaf)
     session.add(row)
+    for (level, idx), value in nodes_for_append(entry.seq, leaf, node_reader(session)):
+        session.add(LedgerNode(level=level, idx=idx, hash=value))
     for ref in sorted(set(refs.values())):
         session.add(LedgerRef(seq=entry.seq, ref=ref))
     _apply_postings(session, entry.postings)

@@ -18,7 +18,11 @@ def key_path(keys_dir: str, key_id: str) -> str:
     return os.path.join(keys_dir, f"{key_id}.pem")
 
 
-def create_region_key(session: Session, *, region: str, keys_dir: str, passphrase: str,
+def note_key_name(origin: str, region: str) -> str:
+    return f"{origin}/{region}"
+
+
+def create_region_key(session: Session, *, region: str, keys_dir: str, passphrase: str, origin: str,
                       now_str: str) -> SigningKeyRecord:
     if not passphrase:
         raise KeyUnavailable("VOUCHERS_KEY_PASSPHRASE is empty: set it to encrypt the region signing keys")
@@ -31,7 +35,8 @@ def create_region_key(session: Session, *, region: str, keys_dir: str, passphras
         handle.write(key.encrypted_pem(passphrase))
         handle.flush()
         os.fsync(handle.fileno())
-    record = SigningKeyRecord(key_id=key.key_id, region=region, public_key=key.public_key_raw, valid_from=now_str)
+    record = SigningKeyRecord(key_id=key.key_id, region=region, public_key=key.public_key_raw,
+                              note_name=note_key_name(origin, region), valid_from=now_str)
     session.add(record)
     session.flush()
     return record

@@ -10,7 +10,7 @@ from datetime import date
 from typing import Optional
 
 from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, LargeBinary, UniqueConstraint
-from sqlalchemy import BigInteger
+from sqlalchemy import BigInteger, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -224,9 +224,31 @@ class LedgerRef(SQLModel, table=True):
     ref: str = Field(primary_key=True, max_length=80)
 
 
+class LedgerNode(SQLModel, table=True):
+    """Stored Merkle subtree hashes: (level, idx) covers leaves
+    [idx * 2^level, (idx + 1) * 2^level). Written once, when complete."""
+    __tablename__ = "ledger_node"
+    __table_args__ = (CheckConstraint("level >= 0 AND idx >= 0", name="ledger_node_position"),)
+    level: int = Field(primary_key=True)
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+
+
+class LedgerCheckpoint(SQLModel, table=True):
+    """Every checkpoint the service has signed, so it can prove it never forked."""
+    __tablename__ = "ledger_checkpoint"
+    __table_args__ = (CheckConstraint("size >= 0", name="ledger_checkpoint_size"),)
+    size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    root_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: str = Field(max_length=40)
+
+
 class SigningKeyRecord(SQLModel, table=True):
     __tablename__ = "signing_key"
     key_id: str = Field(primary_key=True, max_length=64)
+    # The key's name in signed notes (checkpoints); fixed when the key is made.
+    note_name: str = Field(max_length=200)
     # No foreign key: a region's first ledger entry is signed by its key, so the
     # key exists before the region row does.
     region: str = Field(max_length=8, index=True)

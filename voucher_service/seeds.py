@@ -22,7 +22,7 @@ def _read(folder: str, name: str):
         return json.load(handle)
 
 
-def load_seeds(ctx: Context, folder: str, *, keys_dir: str, passphrase: str) -> dict[str, int]:
+def load_seeds(ctx: Context, folder: str, *, keys_dir: str, passphrase: str, origin: str) -> dict[str, int]:
     created = {"regions": 0, "policies": 0, "keys": 0, "categories": 0, "items": 0, "providers": 0,
                "enterprises": 0}
     regions = _read(folder, "regions.json")
@@ -30,7 +30,7 @@ def load_seeds(ctx: Context, folder: str, *, keys_dir: str, passphrase: str) -> 
         code = seed["code"]
         if keys.active_key_record(ctx.session, code) is None:
             keys.create_region_key(ctx.session, region=code, keys_dir=keys_dir, passphrase=passphrase,
-                                   now_str=ctx.now_str)
+                                   origin=origin, now_str=ctx.now_str)
             created["keys"] += 1
         new_region = ctx.session.get(Region, code) is None
         if new_region:

@@ -154,9 +154,17 @@ def setup_world(_who):
     return {"id": None}
 
 
+def setup_entry(who):
+    """The voucher.issued entry of a voucher of the owner (a KS enterprise)."""
+    r = who["sme_owner"].post("/applications", json={"amount_fen": 20_000, "purpose": "ledger access"})
+    r = who["off_ks"].post(f"/applications/{r.get_json()['id']}/approve", json={})
+    assert r.status_code == 200, r.get_json()
+    return {"id": r.get_json()["ledger"]["seq"]}
+
+
 SETUPS = {f.__name__.removeprefix("setup_"): f for f in (
     setup_application, setup_voucher, setup_reserved, setup_reserved_at_ks, setup_claimed, setup_confirmed,
-    setup_provider_ks, setup_suspended_provider_ks, setup_catalog_item, setup_world)}
+    setup_provider_ks, setup_suspended_provider_ks, setup_catalog_item, setup_world, setup_entry)}
 
 
 def new_catalog_body(_target):
@@ -214,6 +222,14 @@ OPERATIONS = {
     "approve_redemption_at_ks": ("POST", "/redemptions/{id}/approve", "reserved_at_ks", None),
     "reject_redemption": ("POST", "/redemptions/{id}/reject", "reserved", const({"reason": "no service"})),
     "cancel_redemption": ("POST", "/redemptions/{id}/cancel", "reserved", const({})),
+    "ledger_checkpoint": ("GET", "/ledger/checkpoint", "world", None),
+    "ledger_keys": ("GET", "/ledger/keys", "world", None),
+    "ledger_inclusion": ("GET", "/ledger/proofs/inclusion?index=0&tree_size=2", "world", None),
+    "ledger_consistency": ("GET", "/ledger/proofs/consistency?first=1&second=2", "world", None),
+    "ledger_entries": ("GET", "/ledger/entries", "world", None),
+    "ledger_entry": ("GET", "/ledger/entries/{id}", "entry", None),
+    "ledger_receipt": ("GET", "/ledger/receipts/{id}", "entry", None),
+    "ledger_export": ("GET", "/ledger/export", "world", None),
 }
 
 ALL_OK = {name: 200 for name in EVERYONE}
@@ -265,6 +281,16 @@ EXPECTED = {
                                  "prv_ks2": 403, "off_ks": 409},  # reserved, not yet confirmed: a rule, not a role
     "reject_redemption": {**REDEMPTION_ACT, "off_ks": 200},
     "cancel_redemption": {**REDEMPTION_ACT, "sme_owner": 200},
+    # Public: anyone holding the keys checks the log.
+    "ledger_checkpoint": ALL_OK,
+    "ledger_keys": ALL_OK,
+    "ledger_inclusion": ALL_OK,
+    "ledger_consistency": ALL_OK,
+    # Everyone lists the entries that concern them; single entries and receipts as the owned objects.
+    "ledger_entries": ALL_OK,
+    "ledger_entry": OWNED_READ,
+    "ledger_receipt": OWNED_READ,
+    "ledger_export": {**ALL_403, "auditor": 200, "admin": 200},
 }
 assert set(EXPECTED) == set(OPERATIONS)
 assert all(set(row) == set(EVERYONE) for row in EXPECTED.values())
@@ -317,6 +343,7 @@ def test_every_documented_operation_is_in_the_matrix(app):
     spec = app.test_client().get("/openapi.json").get_json()
 
     def shape(path):
+        path = path.split("?")[0]
         return "/".join("*" if p.startswith("{") or p in CONCRETE_IDS else p for p in path.split("/"))
 
     documented = {(method.upper(), shape(path.removeprefix("/api/v1")))
@@ -449,7 +476,18 @@ def test_scheme_is_case_insensitive(actors):
     assert r.status_code == 200
 
 
-@pytest.mark.parametrize("op", sorted(OPERATIONS))
+PUBLIC = {"ledger_checkpoint", "ledger_keys", "ledger_inclusion", "ledger_consistency"}
+
+
+@pytest.mark.parametrize("op", sorted(PUBLIC))
+def test_the_public_ledger_needs_no_token(app, who, op):
+    method, template, _setup, _body = OPERATIONS[op]
+    before = ledger_size(app)
+    assert _call(who["anon"], method, template, None).status_code == 200
+    assert ledger_size(app) == before
+
+
+@pytest.mark.parametrize("op", sorted(set(OPERATIONS) - PUBLIC))
 def test_every_operation_requires_a_token(app, who, op):
     method, template, setup, body_factory = OPERATIONS[op]
     target = _target(who, setup, fresh=False)

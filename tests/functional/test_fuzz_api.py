@@ -12,8 +12,22 @@ from voucher_service.openapi_dump import openapi_document
 
 ROLES = [("officer", {"region": "KS"}), ("sme", {"enterprise_id": "ent-ks-003"}),
          ("provider", {"provider_id": "prv-sh-001"}), ("auditor", {})]
-OPERATIONS = sorted(f"{method.upper()} {path}" for path, item in openapi_document()["paths"].items()
+DOCUMENT = openapi_document()
+OPERATIONS = sorted(f"{method.upper()} {path}" for path, item in DOCUMENT["paths"].items()
                     for method in item if method in ("get", "post", "patch", "put", "delete"))
+
+
+def takes_input(label):
+    method, path = label.split(" ", 1)
+    item = DOCUMENT["paths"][path]
+    return bool(item.get("parameters") or item[method.lower()].get("parameters")
+                or item[method.lower()].get("requestBody"))
+
+
+# An operation with no input at all has no invalid input to send.
+CASES = [pytest.param(label, mode, id=f"{label}-{mode.value}")
+         for label in OPERATIONS for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+         if mode is GenerationMode.POSITIVE or takes_input(label)]
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +40,7 @@ def role_tokens(actors):
     return [actors.token(role, **binding) for role, binding in ROLES]
 
 
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
-@pytest.mark.parametrize("label", OPERATIONS)
+@pytest.mark.parametrize("label, mode", CASES)
 def test_no_input_makes_a_server_error(api_schema, role_tokens, label, mode):
     method, path = label.split(" ", 1)
     operation = api_schema[path][method]
@@ -44,7 +57,7 @@ def test_no_input_makes_a_server_error(api_schema, role_tokens, label, mode):
 
 
 def test_the_document_covers_every_route(app):
-    documented = set(openapi_document()["paths"])
-    registered = {str(rule).replace("<string:", "{").replace(">", "}")
+    documented = set(DOCUMENT["paths"])
+    registered = {str(rule).replace("<string:", "{").replace("<int:", "{").replace(">", "}")
                   for rule in app.url_map.iter_rules() if str(rule).startswith("/api/v1")}
     assert registered == documented

@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from .. import auth
 from ..db import get_session, read_only
 from ..domain.errors import InvalidInput, NotFound, RuleViolation
+from ..journal import LedgerInvariantError
 from . import transaction
 from .problems import flatten_validation_messages, problem, rule_type
 
@@ -42,7 +43,7 @@ class ProblemApi(Api):
         return problem(error.code or 500, detail, errors=errors, headers=headers)
 
 
-PUBLIC_API_PREFIXES = ()
+PUBLIC_API_PREFIXES = tuple(API_PREFIX + path for path in ("/ledger/checkpoint", "/ledger/keys", "/ledger/proofs/"))
 
 
 def _load_principal():
@@ -102,8 +103,8 @@ def init_app(app) -> None:
     api = ProblemApi(app)
     app.extensions["vouchers_api"] = api
 
-    from . import applications, catalog, enterprises, health, providers, redemptions, regions, vouchers
-    for module in (regions, catalog, providers, enterprises, applications, vouchers, redemptions):
+    from . import applications, catalog, enterprises, health, ledger, providers, redemptions, regions, vouchers
+    for module in (regions, catalog, providers, enterprises, applications, vouchers, redemptions, ledger):
         api.register_blueprint(module.blp, url_prefix=API_PREFIX + module.URL)
     app.register_blueprint(health.blp)
 
@@ -127,6 +128,13 @@ def init_app(app) -> None:
     @app.errorhandler(InvalidInput)
     def _invalid(error: InvalidInput):
         return problem(422, error.detail, errors={error.field: [error.detail]})
+
+    @app.errorhandler(LedgerInvariantError)
+    def _ledger_broken(error: LedgerInvariantError):
+        # Not bad input: the stored ledger no longer adds up. Say so plainly
+        # and change nothing; operators and auditors must look.
+        log.error("ledger invariant violated: %s", error)
+        return problem(500, f"ledger integrity check failed: {error}", type_=rule_type("ledger_integrity"))
 
     @app.errorhandler(IntegrityError)
     def _integrity(error: IntegrityError):

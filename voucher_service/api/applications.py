@@ -3,14 +3,14 @@ from flask import url_for
 from marshmallow import Schema, fields
 
 from ..domain import vouchers
-from .common import Blueprint, Fen, Text, domain_context, forbid, hide, require
+from .common import Blueprint, ResourceSchema, Fen, Text, domain_context, forbid, hide, require
 from .vouchers import VoucherSchema
 
 URL = "/applications"
 blp = Blueprint("applications", __name__, description="Voucher applications (apply → approve issues the voucher)")
 
 
-class ApplicationSchema(Schema):
+class ApplicationSchema(ResourceSchema):
     id = fields.String()
     enterprise_id = fields.String()
     region = fields.String()

@@ -5,7 +5,7 @@ from sqlmodel import select
 
 from ..domain import registry
 from ..models import CatalogItem
-from .common import Blueprint, PageArgs, Text, domain_context, page, page_schema, require
+from .common import Blueprint, ResourceSchema, PageArgs, Text, domain_context, page, page_schema, require
 
 URL = "/catalog"
 blp = Blueprint("catalog", __name__, description="The shared catalogue of eligible services")
@@ -14,7 +14,7 @@ CODE = validate.Regexp(r"^[A-Z0-9][A-Z0-9-]{0,31}$", error="Use 1-32 upper-case 
 RATIO = validate.Range(min=1, max=10_000)
 
 
-class CatalogItemSchema(Schema):
+class CatalogItemSchema(ResourceSchema):
     code = fields.String()
     category = fields.String()
     name_zh = fields.String()

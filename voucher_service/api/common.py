@@ -120,4 +120,17 @@ def domain_context() -> Context:
     who = g.get("principal")
     keyring = current_app.extensions["vouchers_keyring"]
     session = get_session()
-    return Context(session=session, signer=keyring.signer_for(session), actor=who.principal_id if who else "system")
+    ctx = Context(session=session, signer=keyring.signer_for(session), actor=who.principal_id if who else "system")
+    g.domain_context = ctx  # after the view, its appended entry stamps the response
+    return ctx
+
+
+class LedgerStampSchema(Schema):
+    seq = fields.Integer(metadata={"description": "the entry's position in the ledger"})
+    leaf_hash = fields.String(metadata={"description": "base64 RFC 9162 leaf hash; keep it, then fetch "
+                                                       "/ledger/receipts/{seq} for a proof"})
+
+
+class ResourceSchema(Schema):
+    ledger = fields.Nested(LedgerStampSchema, dump_only=True,
+                           metadata={"description": "write responses only: the ledger entry the write appended"})

@@ -5,14 +5,14 @@ from sqlmodel import select
 
 from ..domain import registry
 from ..models import Enterprise
-from .common import Blueprint, PageArgs, Text, domain_context, forbid, hide, page, page_schema, require
+from .common import Blueprint, ResourceSchema, PageArgs, Text, domain_context, forbid, hide, page, page_schema, require
 from .providers import USCC_FIELD
 
 URL = "/enterprises"
 blp = Blueprint("enterprises", __name__, description="SMEs that hold vouchers")
 
 
-class EnterpriseSchema(Schema):
+class EnterpriseSchema(ResourceSchema):
     id = fields.String()
     name = fields.String()
     uscc = fields.String()

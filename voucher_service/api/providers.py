@@ -6,7 +6,7 @@ from sqlmodel import select
 from ..domain import registry
 from ..domain.uscc import USCC_LENGTH
 from ..models import Provider, ProviderCategory
-from .common import Blueprint, PageArgs, Text, domain_context, forbid, page, page_schema, require
+from .common import Blueprint, ResourceSchema, PageArgs, Text, domain_context, forbid, page, page_schema, require
 
 URL = "/providers"
 blp = Blueprint("providers", __name__, description="The shared, mutually recognised provider registry")
@@ -15,7 +15,7 @@ USCC_FIELD = dict(required=True, validate=validate.Length(equal=USCC_LENGTH),
                   metadata={"description": "unified social credit code, GB 32100-2015 (check character verified)"})
 
 
-class ProviderSchema(Schema):
+class ProviderSchema(ResourceSchema):
     id = fields.String()
     name = fields.String()
     uscc = fields.String()

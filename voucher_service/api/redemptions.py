@@ -5,7 +5,7 @@ from sqlmodel import or_, select
 
 from ..domain import redemptions
 from ..models import Provider, Redemption, Voucher
-from .common import Blueprint, Fen, PageArgs, Text, domain_context, forbid, hide, page, page_schema, require
+from .common import Blueprint, ResourceSchema, Fen, PageArgs, Text, domain_context, forbid, hide, page, page_schema, require
 from .vouchers import can_see_voucher
 
 URL = "/redemptions"
@@ -14,7 +14,7 @@ blp = Blueprint("redemptions", __name__, description="Spending a voucher at a pr
 STATUSES = ["reserved", "claimed", "confirmed", "redeemed", "cancelled", "rejected", "settled"]
 
 
-class RedemptionSchema(Schema):
+class RedemptionSchema(ResourceSchema):
     id = fields.String()
     voucher_id = fields.String()
     enterprise_id = fields.String()

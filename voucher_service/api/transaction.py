@@ -9,6 +9,7 @@ with one key cannot both commit, and the loser replays the winner's response.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -83,11 +84,24 @@ def before_request():
     return None
 
 
+def _stamp_with_ledger_entry(response: Response) -> None:
+    """Tell the writer which ledger entry its change produced, for its receipt."""
+    ctx = g.get("domain_context")
+    if ctx is None or not ctx.appended or not 200 <= response.status_code < 300 or not response.is_json:
+        return
+    body = response.get_json(silent=True)
+    if isinstance(body, dict):
+        last = ctx.appended[-1]
+        body["ledger"] = {"seq": last.seq, "leaf_hash": base64.b64encode(bytes(last.leaf_hash)).decode("ascii")}
+        response.set_data(json.dumps(body, ensure_ascii=False))
+
+
 def after_request(response: Response) -> Response:
     if request.method not in WRITE_METHODS or g.get("replayed"):
         return response
     session = get_session()
     idem = g.get("idempotency")
+    _stamp_with_ledger_entry(response)
     try:
         if response.status_code >= 400:
             session.rollback()

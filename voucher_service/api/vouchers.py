@@ -4,7 +4,7 @@ from sqlmodel import select
 
 from ..domain import vouchers
 from ..models import Voucher
-from .common import Blueprint, PageArgs, Text, domain_context, forbid, hide, page, page_schema, require
+from .common import Blueprint, ResourceSchema, PageArgs, Text, domain_context, forbid, hide, page, page_schema, require
 
 URL = "/vouchers"
 blp = Blueprint("vouchers", __name__, description="Vouchers and their balances")
@@ -12,7 +12,7 @@ blp = Blueprint("vouchers", __name__, description="Vouchers and their balances")
 STATUSES = ["active", "exhausted", "expired", "voided"]
 
 
-class VoucherSchema(Schema):
+class VoucherSchema(ResourceSchema):
     id = fields.String()
     code = fields.String()
     enterprise_id = fields.String()

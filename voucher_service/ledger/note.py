@@ -1,0 +1,176 @@
+"""C2SP signed-note and tlog-checkpoint, with Ed25519 signatures.
+
+Formats (c2sp.org/signed-note, c2sp.org/tlog-checkpoint) as Go's
+golang.org/x/mod/sumdb/note reads them:
+
+    <origin>\\n<tree size>\\n<base64 root hash>\\n      the checkpoint: the note text
+    \\n                                              a blank line
+    — <key name> <base64(key hash[4] || signature[64])>\\n    one line per signer
+
+The key hash is SHA-256(name || "\\n" || 0x01 || public key)[:4]; a verifier
+key is published as "<name>+<hex key hash>+<base64(0x01 || public key)>".
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+ALG_ED25519 = 0x01
+SIGNATURE_PREFIX = "\u2014 "  # em dash and a space
+MAX_NOTE_BYTES = 1_000_000
+MAX_SIGNATURES = 100
+
+
+class NoteError(ValueError):
+    pass
+
+
+def check_key_name(name: str) -> None:
+    if not name or "+" in name or any(c.isspace() for c in name) or not name.isprintable():
+        raise NoteError(f"invalid note key name {name!r}")
+
+
+def key_hash(name: str, public_key_raw: bytes) -> bytes:
+    return hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([ALG_ED25519]) + public_key_raw).digest()[:4]
+
+
+def verifier_key(name: str, public_key_raw: bytes) -> str:
+    check_key_name(name)
+    return (f"{name}+{key_hash(name, public_key_raw).hex()}+"
+            f"{base64.b64encode(bytes([ALG_ED25519]) + public_key_raw).decode('ascii')}")
+
+
+@dataclass(frozen=True)
+class Verifier:
+    name: str
+    key_hash: bytes
+    public_key_raw: bytes
+
+    @classmethod
+    def parse(cls, text: str) -> "Verifier":
+        parts = text.split("+", 2)
+        if len(parts) != 3:
+            raise NoteError("a verifier key is name+hash+key")
+        name, hash_hex, key_b64 = parts
+        check_key_name(name)
+        try:
+            expected_hash = bytes.fromhex(hash_hex)
+            key = base64.b64decode(key_b64, validate=True)
+        except (ValueError, binascii.Error):
+            raise NoteError("malformed verifier key") from None
+        if len(expected_hash) != 4 or len(key) != 33 or key[0] != ALG_ED25519:
+            raise NoteError("verifier key is not an Ed25519 note key")
+        if key_hash(name, key[1:]) != expected_hash:
+            raise NoteError("verifier key hash does not match its key")
+        return cls(name, expected_hash, key[1:])
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        try:
+            Ed25519PublicKey.from_public_bytes(self.public_key_raw).verify(signature, message)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+def sign_note(text: str, signers) -> str:
+    """`signers`: (name, sign(bytes) -> bytes, public_key_raw) for each signature."""
+    if not text.endswith("\n"):
+        raise NoteError("note text must end with a newline")
+    lines = [text, "\n"]
+    for name, sign, public_key_raw in signers:
+        check_key_name(name)
+        signature = sign(text.encode("utf-8"))
+        blob = base64.b64encode(key_hash(name, public_key_raw) + signature).decode("ascii")
+        lines.append(f"{SIGNATURE_PREFIX}{name} {blob}\n")
+    return "".join(lines)
+
+
+@dataclass(frozen=True)
+class NoteSignature:
+    name: str
+    key_hash: bytes
+    signature: bytes
+
+
+def parse_note(note: str) -> tuple[str, list[NoteSignature]]:
+    """Split a signed note into its text and signatures (nothing verified yet)."""
+    if len(note.encode("utf-8")) > MAX_NOTE_BYTES:
+        raise NoteError("note too large")
+    split = note.rfind("\n\n")
+    if split < 0:
+        raise NoteError("a signed note needs a blank line before its signatures")
+    text, block = note[: split + 1], note[split + 2:]
+    if not block.endswith("\n"):
+        raise NoteError("a signed note ends with a newline")
+    signatures = []
+    for line in block[:-1].split("\n"):
+        if not line.startswith(SIGNATURE_PREFIX):
+            raise NoteError("malformed signature line")
+        name, _, blob = line[len(SIGNATURE_PREFIX):].rpartition(" ")
+        check_key_name(name)
+        try:
+            raw = base64.b64decode(blob, validate=True)
+        except (ValueError, binascii.Error):
+            raise NoteError("malformed signature") from None
+        if len(raw) != 4 + 64:
+            raise NoteError("an Ed25519 note signature is 68 bytes")
+        signatures.append(NoteSignature(name, raw[:4], raw[4:]))
+    if not signatures or len(signatures) > MAX_SIGNATURES:
+        raise NoteError("a signed note has 1 to 100 signatures")
+    return text, signatures
+
+
+def open_note(note: str, verifiers: list[Verifier]) -> tuple[str, list[Verifier]]:
+    """The note text and the verifiers whose signatures verify.
+
+    A signature by a known key that does not verify is an error (as in Go's
+    note.Open); signatures by unknown keys are ignored, and at least one known
+    signature must verify.
+    """
+    text, signatures = parse_note(note)
+    known = {(v.name, v.key_hash): v for v in verifiers}
+    good = []
+    for sig in signatures:
+        verifier = known.get((sig.name, sig.key_hash))
+        if verifier is None:
+            continue
+        if not verifier.verify(text.encode("utf-8"), sig.signature):
+            raise NoteError(f"invalid signature by {sig.name}")
+        if verifier not in good:
+            good.append(verifier)
+    if not good:
+        raise NoteError("no signature by a known key")
+    return text, good
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    origin: str
+    size: int
+    root_hash: bytes
+
+    def text(self) -> str:
+        return f"{self.origin}\n{self.size}\n{base64.b64encode(self.root_hash).decode('ascii')}\n"
+
+    @classmethod
+    def parse(cls, text: str) -> "Checkpoint":
+        lines = text.split("\n")
+        if len(lines) < 4 or lines[-1] != "":
+            raise NoteError("a checkpoint is origin, size and root hash, each on its own line")
+        origin, size_text, root_b64 = lines[0], lines[1], lines[2]
+        if not origin or not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
+            raise NoteError("malformed checkpoint origin or size")
+        if len(size_text) > 20:
+            raise NoteError("checkpoint size out of range")
+        try:
+            root_hash = base64.b64decode(root_b64, validate=True)
+        except (ValueError, binascii.Error):
+            raise NoteError("malformed checkpoint root hash") from None
+        if len(root_hash) != 32:
+            raise NoteError("checkpoint root hash must be 32 bytes")
+        return cls(origin, int(size_text), root_hash)
