@@ -16,7 +16,7 @@ from .db import get_engine
 from .models import Enterprise, Provider, Region
 from .domain import vouchers
 from .domain.context import Context, local_date, utc_now
-from .keys import KeyUnavailable
+from .keys import KeyUnavailable, rotate_region_key
 from .seeds import load_seeds
 
 
@@ -118,9 +118,36 @@ def expire_command(as_of):
     click.echo(f"{len(expired)} voucher(s) expired as of {day.isoformat()}")
 
 
+@click.group("keys")
+def keys_group():
+    """Region signing keys."""
+
+
+@keys_group.command("rotate")
+@click.option("--region", required=True, help="region code")
+@with_appcontext
+def keys_rotate(region):
+    """Retire the region's key and sign from now on with a new one (old signatures stay valid)."""
+    config = current_app.config
+    with Session(get_engine(), expire_on_commit=False) as session:
+        _require_initialised(session)
+        if session.get(Region, region) is None:
+            raise click.ClickException(f"no region {region}")
+        try:
+            old, new = rotate_region_key(session, current_app.extensions["vouchers_keyring"], region=region,
+                                         keys_dir=config["VOUCHERS_KEYS_DIR"],
+                                         passphrase=config["VOUCHERS_KEY_PASSPHRASE"],
+                                         origin=config["VOUCHERS_LEDGER_ORIGIN"], actor="system:keys")
+        except KeyUnavailable as exc:
+            raise click.ClickException(str(exc)) from None
+        session.commit()
+    click.echo(f"region {region}: retired {old.key_id} (valid until {old.valid_until}); "
+               f"new key {new.key_id} signs from {new.valid_from}")
+
+
 def init_app(app) -> None:
     from .demo import demo_command
-    for command in (init_command, token_group, expire_command, demo_command):
+    for command in (init_command, token_group, expire_command, demo_command, keys_group):
         app.cli.add_command(command)
 
 

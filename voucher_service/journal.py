@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import tuple_
 from sqlmodel import Session, select
 
+from .domain.context import rfc3339, utc_now
 from .ledger import Entry, Posting, leaf_hash, sign_entry
 from .ledger.merkle import nodes_for_append
 from .models import Account, LedgerEntry, LedgerHead, LedgerNode, LedgerRef
@@ -58,10 +59,13 @@ def account_balance(session: Session, name: str) -> int:
     return row.balance_fen if row else 0
 
 
-def append(session: Session, signer, *, now_str: str, kind: str, region: str, actor: str,
+def append(session: Session, signer, *, kind: str, region: str, actor: str,
            refs: dict[str, str], postings: list[Posting] = (), data: dict | None = None) -> LedgerEntry:
     head = lock_ledger(session)
-    entry = Entry(seq=head.size, ts=now_str, kind=kind, region=region, actor=actor,
+    # The timestamp is taken under the lock, not when the request began: so
+    # ts never decreases along seq, and an entry can never predate the key
+    # rotation that happened while its request waited for the lock.
+    entry = Entry(seq=head.size, ts=rfc3339(utc_now()), kind=kind, region=region, actor=actor,
                   refs=refs, postings=tuple(postings), data=data or {})
     key = signer(region)
     signed = sign_entry(entry, key)

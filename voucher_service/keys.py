@@ -92,3 +92,33 @@ class KeyRing:
 def init_app(app) -> None:
     app.extensions["vouchers_keyring"] = KeyRing(app.config["VOUCHERS_KEYS_DIR"],
                                                  app.config["VOUCHERS_KEY_PASSPHRASE"])
+
+
+def rotate_region_key(session: Session, keyring: "KeyRing", *, region: str, keys_dir: str, passphrase: str,
+                      origin: str, actor: str) -> tuple[SigningKeyRecord, SigningKeyRecord]:
+    """Retire the region's active key and make a new one, in one transaction.
+
+    The old key keeps its public half and gets a validity end, so everything it
+    signed still verifies; the rotation itself is a ledger entry signed by the
+    new key (valid from the same instant), naming both keys.
+    """
+    from . import journal
+    from .domain.context import rfc3339, utc_now
+    from .ledger.note import verifier_key
+
+    journal.lock_ledger(session)
+    old = active_key_record(session, region)
+    if old is None:
+        raise KeyUnavailable(f"region {region} has no active signing key to rotate")
+    keyring.load(old.key_id)  # the passphrase must open the current key before we replace it
+    now_str = rfc3339(utc_now())
+    old.valid_until = now_str
+    session.add(old)
+    session.flush()
+    new = create_region_key(session, region=region, keys_dir=keys_dir, passphrase=passphrase, origin=origin,
+                            now_str=now_str)
+    journal.append(session, keyring.signer_for(session), kind="key.rotated", region=region, actor=actor,
+                   refs={"region": region},
+                   data={"retired_key_id": old.key_id, "key_id": new.key_id,
+                         "note_key": verifier_key(new.note_name, bytes(new.public_key)), "valid_from": now_str})
+    return old, new

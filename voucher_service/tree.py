@@ -103,6 +103,7 @@ def issue_checkpoint(session: Session, keyring, origin: str) -> LedgerCheckpoint
     if previous is not None and previous.size == size:
         return previous
     read = journal.node_reader(session)
+    _check_new_leaves(session, previous.size if previous else 0, size, read)
     new_root = merkle.root(size, read)
     if previous is not None:
         proof = merkle.consistency_proof(previous.size, size, read)
@@ -120,6 +121,26 @@ def issue_checkpoint(session: Session, keyring, origin: str) -> LedgerCheckpoint
     session.add(checkpoint)
     session.flush()
     return checkpoint
+
+
+LEAF_CHECK_BATCH = 1000
+
+
+def _check_new_leaves(session: Session, start: int, end: int, read) -> None:
+    """Entries not yet under any checkpoint must hash to the leaves stored for
+    them: an edited row is refused here, before a checkpoint commits to it."""
+    while start < end:
+        stop = min(end, start + LEAF_CHECK_BATCH)
+        rows = session.exec(select(LedgerEntry).where(LedgerEntry.seq >= start, LedgerEntry.seq < stop)
+                            .order_by(LedgerEntry.seq)).all()
+        leaves = read([(0, seq) for seq in range(start, stop)])
+        if len(rows) != stop - start:
+            raise journal.LedgerInvariantError(f"refusing to sign: entries {start}..{stop - 1} are not all present")
+        for row, leaf in zip(rows, leaves):
+            if merkle.leaf_hash(bytes(row.canonical)) != leaf or bytes(row.leaf_hash) != leaf:
+                raise journal.LedgerInvariantError(
+                    f"refusing to sign: entry {row.seq} does not hash to the leaf stored for it")
+        start = stop
 
 
 # --- entries and receipts --------------------------------------------------

@@ -32,7 +32,7 @@ def policy_in_effect(ctx: Context, region_code: str, on: date | None = None) -> 
 
 
 def _append(ctx: Context, **kw):
-    row = journal.append(ctx.session, ctx.signer, now_str=ctx.now_str, actor=ctx.actor, **kw)
+    row = journal.append(ctx.session, ctx.signer, actor=ctx.actor, **kw)
     ctx.appended.append(row)
     return row
 

@@ -1,0 +1,206 @@
+"""The ledger over HTTP: stamps on writes, cosigned checkpoints, proofs,
+entries, the export, receipts and key rotation."""
+import base64
+import json
+
+import pytest
+from sqlmodel import Session, select, text
+
+from voucher_service.db import get_engine
+from voucher_service.invariants import check_all
+from voucher_service.ledger import merkle
+from voucher_service.ledger.entry import parse_entry
+from voucher_service.ledger.note import Checkpoint, Verifier, open_note, parse_note
+from voucher_service.models import LedgerCheckpoint
+
+REGIONS = {"SH", "KS", "WJ"}
+
+
+def b64d(value):
+    return base64.b64decode(value)
+
+
+def anonymous(app):
+    return app.test_client()
+
+
+def checkpoint(app):
+    r = anonymous(app).get("/api/v1/ledger/checkpoint")
+    assert r.status_code == 200 and r.mimetype == "text/plain", r.get_data(as_text=True)
+    return r.get_data(as_text=True)
+
+
+def keys(app):
+    r = anonymous(app).get("/api/v1/ledger/keys")
+    assert r.status_code == 200
+    return r.json
+
+
+def open_checkpoint(app, note):
+    verifiers = [Verifier.parse(k["note_key"]) for k in keys(app)["keys"]]
+    note_text, good = open_note(note, verifiers)
+    return Checkpoint.parse(note_text), good
+
+
+def issue(actors, sme="ent-ks-003", officer="KS", amount_fen=100_000):
+    r = actors.sme(sme).post("/applications", json={"amount_fen": amount_fen, "purpose": "ledger"})
+    assert r.status_code == 201, r.json
+    r = actors.officer(officer).post(f"/applications/{r.json['id']}/approve", json={})
+    assert r.status_code == 200, r.json
+    return r.json
+
+
+def test_every_write_response_names_its_ledger_entry(actors):
+    auditor = actors.auditor()
+    approved = issue(actors)
+    stamp = approved["ledger"]
+    entry = auditor.get(f"/ledger/entries/{stamp['seq']}").json
+    assert entry["kind"] == "voucher.issued" and entry["refs"]["voucher"] == approved["voucher_id"]
+    line = json.dumps(entry, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    assert b64d(stamp["leaf_hash"]) == merkle.leaf_hash(line)
+    # A GET carries no stamp: it appended nothing.
+    assert "ledger" not in auditor.get(f"/vouchers/{approved['voucher_id']}").json
+
+
+def test_checkpoint_is_cosigned_by_every_region_and_reissued_only_when_the_tree_grows(app, actors):
+    first = checkpoint(app)
+    cp, good = open_checkpoint(app, first)
+    assert cp.origin == "vouchers.example/ledger"
+    assert {v.name.rsplit("/", 1)[1] for v in good} == REGIONS
+    assert len(parse_note(first)[1]) == len(REGIONS)
+    assert checkpoint(app) == first, "no growth, no new checkpoint"
+    issue(actors)
+    second = checkpoint(app)
+    cp2, _ = open_checkpoint(app, second)
+    assert cp2.size == cp.size + 2  # application.submitted, voucher.issued
+    r = anonymous(app).get(f"/api/v1/ledger/proofs/consistency?first={cp.size}&second={cp2.size}")
+    assert merkle.verify_consistency(cp.size, cp2.size, cp.root_hash, cp2.root_hash, [b64d(h) for h in r.json["hashes"]])
+    with app.app_context(), Session(get_engine()) as session:
+        stored = session.exec(select(LedgerCheckpoint.size)).all()
+    assert {cp.size, cp2.size} <= set(stored)
+
+
+def test_inclusion_proofs_verify_against_the_checkpoint(app, actors):
+    seq = issue(actors)["ledger"]["seq"]
+    cp, _ = open_checkpoint(app, checkpoint(app))
+    auditor = actors.auditor()
+    for index in {0, seq, cp.size - 1}:
+        entry = auditor.get(f"/ledger/entries/{index}").json
+        line = json.dumps(entry, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+        proof = anonymous(app).get(f"/api/v1/ledger/proofs/inclusion?index={index}&tree_size={cp.size}").json
+        hashes = [b64d(h) for h in proof["hashes"]]
+        assert merkle.verify_inclusion(index, cp.size, merkle.leaf_hash(line), hashes, cp.root_hash)
+        assert not merkle.verify_inclusion(index, cp.size, merkle.leaf_hash(line + b" "), hashes, cp.root_hash)
+
+
+@pytest.mark.parametrize("query", [
+    "index=0&tree_size=0", "index=5&tree_size=5", "index=-1&tree_size=3", "index=0&tree_size=99999999",
+    "index=x&tree_size=2", "tree_size=2", "index=0&tree_size=9007199254740993"])
+def test_inclusion_out_of_range_is_a_problem(app, query):
+    r = anonymous(app).get(f"/api/v1/ledger/proofs/inclusion?{query}")
+    assert r.status_code == 422 and r.mimetype == "application/problem+json", r.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("query", ["first=3&second=2", "first=0&second=2", "first=1&second=99999999", "first=1"])
+def test_consistency_out_of_range_is_a_problem(app, query):
+    r = anonymous(app).get(f"/api/v1/ledger/proofs/consistency?{query}")
+    assert r.status_code == 422 and r.mimetype == "application/problem+json", r.get_data(as_text=True)
+
+
+def test_entries_page_and_show_each_principal_only_what_concerns_it(actors):
+    issue(actors, sme="ent-sh-001", officer="SH")
+    issue(actors, sme="ent-ks-003", officer="KS")
+    auditor = actors.auditor()
+    seen, start = [], 0
+    while start is not None:
+        page = auditor.get(f"/ledger/entries?start={start}&limit=7").json
+        seen += [e["seq"] for e in page["items"]]
+        start = page["next_start"]
+    assert seen == list(range(len(seen))), "auditors page through every entry, gapless"
+    sme_entries = actors.sme("ent-ks-003").get("/ledger/entries?limit=1000").json["items"]
+    assert sme_entries and all("ent-ks-003" in e["refs"].values() for e in sme_entries)
+    officer_entries = actors.officer("SH").get("/ledger/entries?limit=1000").json["items"]
+    assert officer_entries and all(e["region"] == "SH" for e in officer_entries)
+    foreign = next(s for s in seen if s not in {e["seq"] for e in sme_entries})
+    assert actors.sme("ent-ks-003").get(f"/ledger/entries/{foreign}").status_code == 404
+    assert actors.sme("ent-ks-003").get("/ledger/export").status_code == 403
+    assert actors.anonymous().get("/ledger/entries").status_code == 401
+
+
+def test_export_is_canonical_lines_whose_root_is_the_checkpoints(app, actors):
+    issue(actors)
+    cp, _ = open_checkpoint(app, checkpoint(app))
+    r = actors.auditor().get("/ledger/export")
+    assert r.status_code == 200 and r.mimetype == "application/jsonl"
+    lines = r.get_data().split(b"\n")
+    assert lines[-1] == b""
+    lines = lines[:-1]
+    assert int(r.headers["Ledger-Tree-Size"]) == len(lines) >= cp.size
+    for seq, line in enumerate(lines):
+        assert parse_entry(line)["seq"] == seq
+    assert merkle.root_from_leaves([merkle.leaf_hash(line) for line in lines[:cp.size]]) == cp.root_hash
+
+
+def test_receipt_is_self_contained(app, actors):
+    approved = issue(actors)
+    seq = approved["ledger"]["seq"]
+    receipt = actors.sme("ent-ks-003").get(f"/ledger/receipts/{seq}").json
+    assert receipt["leaf_index"] == seq and parse_entry(receipt["entry"].encode())["seq"] == seq
+    cp, good = open_checkpoint(app, receipt["checkpoint"])
+    assert cp.size == receipt["tree_size"] and len(good) == len(REGIONS)
+    leaf = merkle.leaf_hash(receipt["entry"].encode())
+    assert b64d(receipt["leaf_hash"]) == leaf
+    assert merkle.verify_inclusion(seq, cp.size, leaf, [b64d(h) for h in receipt["inclusion_proof"]], cp.root_hash)
+    assert receipt["tlog_proof"].startswith(f"c2sp.org/tlog-proof@v1\nindex {seq}\n")
+    assert receipt["tlog_proof"].endswith("\n\n" + receipt["checkpoint"])
+    # Another SME cannot fetch it; a provider the entry does not concern neither.
+    assert actors.sme("ent-ks-001").get(f"/ledger/receipts/{seq}").status_code == 404
+    assert actors.provider("prv-sh-001").get(f"/ledger/receipts/{seq}").status_code == 404
+
+
+def test_checkpoint_refuses_to_sign_an_edited_entry_or_a_rewritten_tree(fresh_app, fresh_actors):
+    checkpoint(fresh_app)
+    approved = issue(fresh_actors)
+    seq = approved["ledger"]["seq"]
+    with fresh_app.app_context(), Session(get_engine()) as session:
+        # An administrator edits an entry that no checkpoint covers yet.
+        session.exec(text("UPDATE ledger_entry SET canonical = CAST(replace(canonical, 'voucher.issued', 'voucher.issuee') AS BLOB) "
+                          "WHERE seq = :seq").bindparams(seq=seq))
+        session.commit()
+    r = anonymous(fresh_app).get("/api/v1/ledger/checkpoint")
+    assert r.status_code == 500 and "refusing to sign" in r.json["detail"], r.get_data(as_text=True)
+    with fresh_app.app_context(), Session(get_engine()) as session:
+        # ... restores it, but rewrites a stored subtree hash (leaves 0-31)
+        # under the last signed checkpoint: history no longer extends it.
+        session.exec(text("UPDATE ledger_entry SET canonical = CAST(replace(canonical, 'voucher.issuee', 'voucher.issued') AS BLOB) "
+                          "WHERE seq = :seq").bindparams(seq=seq))
+        session.exec(text("UPDATE ledger_node SET hash = zeroblob(32) WHERE level = 5 AND idx = 0"))
+        session.commit()
+    r = anonymous(fresh_app).get("/api/v1/ledger/checkpoint")
+    assert r.status_code == 500 and "does not extend" in r.json["detail"], r.get_data(as_text=True)
+
+
+def test_key_rotation_keeps_old_signatures_valid(fresh_app, fresh_actors):
+    issue(fresh_actors)
+    before = checkpoint(fresh_app)
+    old_keys = {k["key_id"] for k in keys(fresh_app)["keys"] if k["region"] == "KS"}
+    result = fresh_app.test_cli_runner().invoke(args=["keys", "rotate", "--region", "KS"])
+    assert result.exit_code == 0, result.output
+    published = [k for k in keys(fresh_app)["keys"] if k["region"] == "KS"]
+    assert len(published) == 2
+    retired = next(k for k in published if k["key_id"] in old_keys)
+    current = next(k for k in published if k["key_id"] not in old_keys)
+    assert retired["valid_until"] == current["valid_from"] and current["valid_until"] is None
+    approved = issue(fresh_actors)
+    entry = fresh_actors.auditor().get(f"/ledger/entries/{approved['ledger']['seq']}").json
+    assert entry["sig"]["key_id"] == current["key_id"]
+    rotation = [e for e in fresh_actors.auditor().get("/ledger/entries?limit=1000").json["items"]
+                if e["kind"] == "key.rotated"]
+    assert rotation and rotation[0]["data"]["retired_key_id"] == retired["key_id"]
+    # The old checkpoint still opens with the published keys; the new one is signed by the new key.
+    open_checkpoint(fresh_app, before)
+    _cp, good = open_checkpoint(fresh_app, checkpoint(fresh_app))
+    assert any(v.public_key_raw == b64d(current["public_key"]) for v in good)
+    with fresh_app.app_context(), Session(get_engine()) as session:
+        assert check_all(session) == []
+    assert fresh_app.test_cli_runner().invoke(args=["keys", "rotate", "--region", "XX"]).exit_code != 0
