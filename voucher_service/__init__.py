@@ -2,13 +2,19 @@
 from __future__ import annotations
 
 import logging
-
-from flask import Flask
+from typing import TYPE_CHECKING
 
 from . import config as config_module
 
+if TYPE_CHECKING:
+    from flask import Flask
 
-def create_app(test_config: dict | None = None) -> Flask:
+
+def create_app(test_config: dict | None = None) -> "Flask":
+    # Flask is imported here, not at the top: the offline verifier
+    # (voucher_service.ledger.verify) must run where only cryptography is installed.
+    from flask import Flask
+
     app = Flask(__name__, instance_relative_config=False)
     app.config.update(config_module.from_environment())
     if test_config:

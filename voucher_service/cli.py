@@ -159,4 +159,8 @@ def _create_app(*_args, **_kwargs):
 def main() -> None:
     cli = FlaskGroup(create_app=_create_app, add_default_commands=True, add_version_option=False,
                      help="Cross-region innovation voucher ledger.")
+    # Registered on the group, not the app: verifying needs no app, database or keys dir.
+    from .verify_cli import verify_command, verify_receipt_command
+    cli.add_command(verify_command)
+    cli.add_command(verify_receipt_command)
     cli.main(args=sys.argv[1:], prog_name="vouchers")

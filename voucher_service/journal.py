@@ -7,12 +7,11 @@ module does the rows (seq, balances, refs).
 """
 from __future__ import annotations
 
-from sqlalchemy import tuple_
 from sqlmodel import Session, select
 
 from .domain.context import rfc3339, utc_now
 from .ledger import Entry, Posting, leaf_hash, sign_entry
-from .ledger.merkle import nodes_for_append
+from .ledger.merkle import node_key, nodes_for_append
 from .models import Account, LedgerEntry, LedgerHead, LedgerNode, LedgerRef
 
 NEGATIVE_ALLOWED_PREFIX = "treasury:"
@@ -44,13 +43,12 @@ def node_reader(session: Session):
     def read(nodes):
         if not nodes:
             return []
-        rows = session.exec(select(LedgerNode).where(
-            tuple_(LedgerNode.level, LedgerNode.idx).in_([tuple(n) for n in nodes]))).all()
-        found = {(r.level, r.idx): bytes(r.hash) for r in rows}
-        missing = [n for n in nodes if tuple(n) not in found]
+        keys = [node_key(n) for n in nodes]
+        found = {row.id: bytes(row.hash) for row in session.exec(select(LedgerNode).where(LedgerNode.id.in_(keys)))}
+        missing = [n for n, key in zip(nodes, keys) if key not in found]
         if missing:
             raise LedgerInvariantError(f"stored Merkle nodes missing: {missing[:5]}")
-        return [found[tuple(n)] for n in nodes]
+        return [found[key] for key in keys]
     return read
 
 
@@ -73,8 +71,8 @@ def append(session: Session, signer, *, kind: str, region: str, actor: str,
     row = LedgerEntry(seq=entry.seq, ts=entry.ts, kind=kind, region=region, actor=actor,
                       key_id=key.key_id, canonical=signed, leaf_hash=leaf)
     session.add(row)
-    for (level, idx), value in nodes_for_append(entry.seq, leaf, node_reader(session)):
-        session.add(LedgerNode(level=level, idx=idx, hash=value))
+    for node, value in nodes_for_append(entry.seq, leaf, node_reader(session)):
+        session.add(LedgerNode(id=node_key(node), hash=value))
     for ref in sorted(set(refs.values())):
         session.add(LedgerRef(seq=entry.seq, ref=ref))
     _apply_postings(session, entry.postings)

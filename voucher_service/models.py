@@ -225,12 +225,13 @@ class LedgerRef(SQLModel, table=True):
 
 
 class LedgerNode(SQLModel, table=True):
-    """Stored Merkle subtree hashes: (level, idx) covers leaves
-    [idx * 2^level, (idx + 1) * 2^level). Written once, when complete."""
+    """Stored Merkle subtree hashes. Node (level, idx) covers leaves
+    [idx * 2^level, (idx + 1) * 2^level) and is stored under one integer key,
+    idx * 64 + level, so a batch of nodes is a primary-key IN list that every
+    database answers from its index. Written once, when the subtree completes."""
     __tablename__ = "ledger_node"
-    __table_args__ = (CheckConstraint("level >= 0 AND idx >= 0", name="ledger_node_position"),)
-    level: int = Field(primary_key=True)
-    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    __table_args__ = (CheckConstraint("id >= 0", name="ledger_node_id"),)
+    id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
 
 

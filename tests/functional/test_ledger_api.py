@@ -9,6 +9,7 @@ from sqlmodel import Session, select, text
 from voucher_service.db import get_engine
 from voucher_service.invariants import check_all
 from voucher_service.ledger import merkle
+from voucher_service.ledger.merkle import node_key
 from voucher_service.ledger.entry import parse_entry
 from voucher_service.ledger.note import Checkpoint, Verifier, open_note, parse_note
 from voucher_service.models import LedgerCheckpoint
@@ -174,7 +175,7 @@ def test_checkpoint_refuses_to_sign_an_edited_entry_or_a_rewritten_tree(fresh_ap
         # under the last signed checkpoint: history no longer extends it.
         session.exec(text("UPDATE ledger_entry SET canonical = CAST(replace(canonical, 'voucher.issuee', 'voucher.issued') AS BLOB) "
                           "WHERE seq = :seq").bindparams(seq=seq))
-        session.exec(text("UPDATE ledger_node SET hash = zeroblob(32) WHERE level = 5 AND idx = 0"))
+        session.exec(text("UPDATE ledger_node SET hash = zeroblob(32) WHERE id = :key").bindparams(key=node_key((5, 0))))
         session.commit()
     r = anonymous(fresh_app).get("/api/v1/ledger/checkpoint")
     assert r.status_code == 500 and "does not extend" in r.json["detail"], r.get_data(as_text=True)

@@ -63,7 +63,10 @@ def _write(value, out: list[str], path: str) -> None:
 def _check_key(key) -> bytes:
     if not isinstance(key, str):
         raise TypeError("object keys must be strings")
-    return _utf16_key(key)
+    try:
+        return _utf16_key(key)
+    except UnicodeEncodeError:
+        raise TypeError("object keys must be valid Unicode (no lone surrogates)") from None
 
 
 def canonical_bytes(value) -> bytes:

@@ -92,12 +92,23 @@ def signed_json(entry: Entry, key_id: str, signature_b64: str) -> dict:
 
 def parse_entry(line: bytes) -> dict:
     """Parse one stored or exported entry and insist it is its own canonical form."""
-    value = json.loads(line)
+    value = json.loads(line, parse_constant=_refuse_constant)
     if not isinstance(value, dict):
         raise ValueError("an entry must be a JSON object")
-    if canonical_bytes(value) != bytes(line).rstrip(b"\n"):
+    try:
+        canonical = canonical_bytes(value)
+    except TypeError as exc:  # floats, integers beyond 2^53
+        raise ValueError(f"entry is not canonical JSON: {exc}") from None
+    body = bytes(line)
+    if body.endswith(b"\n"):
+        body = body[:-1]
+    if canonical != body:
         raise ValueError("entry bytes are not canonical (RFC 8785)")
     return value
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def postings_of(entry_json: dict) -> list[Posting]:

@@ -23,6 +23,15 @@ Node = tuple[int, int]
 NodeReader = Callable[[Sequence[Node]], Sequence[bytes]]
 
 
+MAX_LEVEL = 63
+
+
+def node_key(node: Node) -> int:
+    """One integer per node, for storage: idx * 64 + level."""
+    level, index = node
+    return (index << 6) | level
+
+
 def leaf_hash(entry_bytes: bytes) -> bytes:
     return hashlib.sha256(LEAF_PREFIX + entry_bytes).digest()
 

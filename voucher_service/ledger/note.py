@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -58,6 +59,8 @@ class Verifier:
             raise NoteError("a verifier key is name+hash+key")
         name, hash_hex, key_b64 = parts
         check_key_name(name)
+        if not re.fullmatch(r"[0-9a-fA-F]{8}", hash_hex):
+            raise NoteError("a verifier key hash is 8 hex digits")
         try:
             expected_hash = bytes.fromhex(hash_hex)
             key = base64.b64decode(key_b64, validate=True)
@@ -99,8 +102,14 @@ class NoteSignature:
 
 def parse_note(note: str) -> tuple[str, list[NoteSignature]]:
     """Split a signed note into its text and signatures (nothing verified yet)."""
-    if len(note.encode("utf-8")) > MAX_NOTE_BYTES:
+    try:
+        size = len(note.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise NoteError("a signed note must be valid UTF-8") from None
+    if size > MAX_NOTE_BYTES:
         raise NoteError("note too large")
+    if any(c < " " and c != "\n" for c in note):
+        raise NoteError("a signed note has no control characters but newline")
     split = note.rfind("\n\n")
     if split < 0:
         raise NoteError("a signed note needs a blank line before its signatures")
@@ -117,8 +126,10 @@ def parse_note(note: str) -> tuple[str, list[NoteSignature]]:
             raw = base64.b64decode(blob, validate=True)
         except (ValueError, binascii.Error):
             raise NoteError("malformed signature") from None
-        if len(raw) != 4 + 64:
-            raise NoteError("an Ed25519 note signature is 68 bytes")
+        # Other signature types (a witness cosignature is 76 bytes) are kept,
+        # as Go's note.Open keeps them; a known Ed25519 key checks the length.
+        if len(raw) < 5:
+            raise NoteError("malformed signature")
         signatures.append(NoteSignature(name, raw[:4], raw[4:]))
     if not signatures or len(signatures) > MAX_SIGNATURES:
         raise NoteError("a signed note has 1 to 100 signatures")
@@ -134,11 +145,13 @@ def open_note(note: str, verifiers: list[Verifier]) -> tuple[str, list[Verifier]
     """
     text, signatures = parse_note(note)
     known = {(v.name, v.key_hash): v for v in verifiers}
-    good = []
+    good, seen = [], set()
     for sig in signatures:
         verifier = known.get((sig.name, sig.key_hash))
-        if verifier is None:
+        # Like Go's note.Open: unknown keys are skipped, and so are repeats of a key.
+        if verifier is None or (sig.name, sig.key_hash) in seen:
             continue
+        seen.add((sig.name, sig.key_hash))
         if not verifier.verify(text.encode("utf-8"), sig.signature):
             raise NoteError(f"invalid signature by {sig.name}")
         if verifier not in good:
@@ -163,9 +176,10 @@ class Checkpoint:
         if len(lines) < 4 or lines[-1] != "":
             raise NoteError("a checkpoint is origin, size and root hash, each on its own line")
         origin, size_text, root_b64 = lines[0], lines[1], lines[2]
-        if not origin or not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
+        if not origin or not (size_text.isascii() and size_text.isdigit()) or (
+                size_text != "0" and size_text.startswith("0")):
             raise NoteError("malformed checkpoint origin or size")
-        if len(size_text) > 20:
+        if len(size_text) > 20 or int(size_text) >= 1 << 64:
             raise NoteError("checkpoint size out of range")
         try:
             root_hash = base64.b64decode(root_b64, validate=True)

@@ -68,9 +68,14 @@ def verify_entry_signature(entry_json: dict, public_key_raw: bytes) -> bool:
     sig = entry_json.get("sig")
     if not isinstance(sig, dict) or sig.get("alg") != SIGNATURE_ALG:
         return False
+    value = sig.get("value")
     try:
-        signature = base64.b64decode(sig.get("value", ""), validate=True)
+        signature = base64.b64decode(value, validate=True)
     except (ValueError, TypeError):
+        return False
+    # One signature, one spelling: otherwise the same signed entry could be
+    # written as two different lines with two different leaf hashes.
+    if base64.b64encode(signature).decode("ascii") != value:
         return False
     unsigned = {k: v for k, v in entry_json.items() if k != "sig"}
     try:

@@ -10,7 +10,7 @@ from alembic import op
 import sqlalchemy as sa
 import sqlmodel
 
-from voucher_service.ledger.merkle import nodes_for_append
+from voucher_service.ledger.merkle import node_key, nodes_for_append
 
 
 revision = '0002'
@@ -29,11 +29,10 @@ def upgrade():
     sa.PrimaryKeyConstraint('size')
     )
     op.create_table('ledger_node',
-    sa.Column('level', sa.Integer(), nullable=False),
-    sa.Column('idx', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('hash', sa.LargeBinary(length=32), nullable=False),
-    sa.CheckConstraint('level >= 0 AND idx >= 0', name='ledger_node_position'),
-    sa.PrimaryKeyConstraint('level', 'idx')
+    sa.CheckConstraint('id >= 0', name='ledger_node_id'),
+    sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('signing_key', schema=None) as batch_op:
         batch_op.add_column(sa.Column('note_name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True))
@@ -49,13 +48,13 @@ def upgrade():
 
 def _store_nodes_of_existing_entries(connection):
     stored = {}
-    node = sa.table("ledger_node", sa.column("level"), sa.column("idx"), sa.column("hash"))
+    node = sa.table("ledger_node", sa.column("id"), sa.column("hash"))
     rows = connection.execute(sa.text("SELECT seq, leaf_hash FROM ledger_entry ORDER BY seq"))
     batch = []
     for seq, leaf in rows:
-        for (level, idx), value in nodes_for_append(seq, bytes(leaf), lambda nodes: [stored[n] for n in nodes]):
-            stored[(level, idx)] = value
-            batch.append({"level": level, "idx": idx, "hash": value})
+        for position, value in nodes_for_append(seq, bytes(leaf), lambda nodes: [stored[n] for n in nodes]):
+            stored[position] = value
+            batch.append({"id": node_key(position), "hash": value})
     if batch:
         op.bulk_insert(node, batch)
 

@@ -1,0 +1,344 @@
+"""End to end: stock Go tooling verifies the ledger unchanged (DESIGN.md §4).
+
+A real gunicorn server on a fresh database; the Go program in go/checktlog
+opens its checkpoint with golang.org/x/mod/sumdb/note, recomputes the root of
+its export with golang.org/x/mod/sumdb/tlog and checks the served inclusion
+and consistency proofs with tlog.CheckRecord and tlog.CheckTree.
+
+Needs the `go` command (skipped without it; .ci/run installs it from Debian's
+packages, with Debian's golang-golang-x-mod-dev, which ships x/mod's source:
+the build then uses that source and needs no network).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import gunicorn
+import pytest
+
+GO = shutil.which("go")
+if GO is None:
+    pytest.skip("the `go` command is not installed: the stock Go tooling check (golang.org/x/mod/sumdb/note "
+                "and sumdb/tlog) cannot run; `apt-get install golang-go golang-golang-x-mod-dev` "
+                "(as .ci/run does) enables it", allow_module_level=True)
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CHECKTLOG_SRC = os.path.join(REPO, "tests", "e2e", "go", "checktlog")
+# Debian's golang-golang-x-mod-dev: the source of golang.org/x/mod, as a module.
+DEBIAN_X_MOD = "/usr/share/gocode/src/golang.org/x/mod"
+BIN = os.path.dirname(sys.executable)
+GUNICORN = os.path.join(BIN, "gunicorn")
+VOUCHERS = os.path.join(BIN, "vouchers")
+READY_TIMEOUT_S = 20
+COMMAND_TIMEOUT_S = 120
+GO_BUILD_TIMEOUT_S = 300
+CHECK_TIMEOUT_S = 120
+HTTP_TIMEOUT_S = 30
+GUNICORN_ISOLATION = ["--no-control-socket"] if gunicorn.version_info >= (25, 1) else []
+API = "/api/v1"
+
+
+# --------------------------------------------------------------------------- the Go program
+
+def _debian_x_mod() -> str | None:
+    try:
+        with open(os.path.join(DEBIAN_X_MOD, "go.mod"), encoding="utf-8") as go_mod:
+            first = go_mod.readline().strip()
+    except OSError:
+        return None
+    return DEBIAN_X_MOD if first == "module golang.org/x/mod" else None
+
+
+@pytest.fixture(scope="module")
+def checktlog(tmp_path_factory) -> str:
+    """The Go program, built once from a copy of its module (the build never touches the repo)."""
+    tmp = tmp_path_factory.mktemp("go")
+    src = tmp / "checktlog"
+    shutil.copytree(CHECKTLOG_SRC, src)
+    env = {name: value for name, value in os.environ.items() if not name.startswith("GO")}
+    env.update({"GOFLAGS": "-mod=mod", "GOCACHE": str(tmp / "cache"), "GOMODCACHE": str(tmp / "modcache"),
+                "GOPATH": str(tmp / "gopath"), "GOTOOLCHAIN": "local", "CGO_ENABLED": "0"})
+    local = _debian_x_mod()
+    if local:
+        # The same module version from Debian's package: no network needed.
+        edit = subprocess.run([GO, "mod", "edit", f"-replace=golang.org/x/mod={local}"], cwd=src, env=env,
+                              capture_output=True, text=True, timeout=GO_BUILD_TIMEOUT_S)
+        assert edit.returncode == 0, edit.stdout + edit.stderr
+        env["GOPROXY"] = "off"
+    binary = tmp / "checktlog-bin"
+    try:
+        build = subprocess.run([GO, "build", "-o", str(binary), "."], cwd=src, env=env, capture_output=True,
+                               text=True, timeout=GO_BUILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"go build of the checker did not finish within {GO_BUILD_TIMEOUT_S} s")
+    assert build.returncode == 0, (
+        f"go build failed ({'Debian x/mod at ' + local if local else 'x/mod from the module proxy'}):\n"
+        + build.stdout + build.stderr)
+    return str(binary)
+
+
+def _check(binary: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=CHECK_TIMEOUT_S)
+
+
+# --------------------------------------------------------------------------- the server (as in test_demo.py)
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _environment(tmp) -> dict:
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith("VOUCHERS_") and name != "DATABASE_URL"}
+    env.update({
+        "DATABASE_URL": f"sqlite:///{tmp / 'v.db'}",
+        "VOUCHERS_KEYS_DIR": str(tmp / "keys"),
+        "VOUCHERS_KEY_PASSPHRASE": "test",
+        "VOUCHERS_SEEDS": os.path.join(REPO, "seeds"),
+    })
+    return env
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:
+            return response.status == 200
+    except urllib.error.HTTPError as error:
+        error.close()
+        return False
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return False
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One gunicorn server (2 workers) on a free port, over a freshly initialised database."""
+    tmp = tmp_path_factory.mktemp("e2e-go")
+    env = _environment(tmp)
+    init = subprocess.run([VOUCHERS, "init"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=COMMAND_TIMEOUT_S)
+    assert init.returncode == 0, init.stdout + init.stderr
+
+    log_path = tmp / "gunicorn.log"
+    with open(log_path, "wb") as log:
+        process = None
+        try:
+            for _attempt in range(3):  # another process may take the free port before gunicorn binds it
+                port = _free_port()
+                url = f"http://127.0.0.1:{port}"
+                process = subprocess.Popen(
+                    [GUNICORN, "--workers", "2", "--bind", f"127.0.0.1:{port}", *GUNICORN_ISOLATION, "wsgi:app"],
+                    cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+                deadline = time.monotonic() + READY_TIMEOUT_S
+                while time.monotonic() < deadline and process.poll() is None and not _ready(url):
+                    time.sleep(0.2)
+                if process.poll() is None and _ready(url):
+                    break
+                _stop(process)
+            else:
+                pytest.fail(f"gunicorn did not become ready within {READY_TIMEOUT_S} s:\n"
+                            + log_path.read_text(errors="replace")[-4000:])
+            yield url, env
+        finally:
+            if process is not None:
+                _stop(process)
+
+
+def _token(env: dict, *args: str) -> str:
+    result = subprocess.run([VOUCHERS, "token", "create", *args], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=COMMAND_TIMEOUT_S)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def _call(url: str, method: str, path: str, token: str | None = None, body: dict | None = None) -> tuple[int, bytes]:
+    headers = {"Accept": "application/json"}
+    data = None
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if body is not None:
+        data = json.dumps(body).encode("utf-8")
+        headers["Content-Type"] = "application/json"
+    if method == "POST":
+        headers["Idempotency-Key"] = uuid.uuid4().hex
+    request = urllib.request.Request(url + path, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.read()
+
+
+def _post(url: str, path: str, token: str, body: dict | None = None, expected: int = 200) -> dict:
+    status, raw = _call(url, "POST", path, token, body)
+    assert status == expected, f"POST {path}: {status} {raw[:500]!r}"
+    return json.loads(raw)
+
+
+def _get(url: str, path: str, token: str | None = None) -> bytes:
+    status, raw = _call(url, "GET", path, token)
+    assert status == 200, f"GET {path}: {status} {raw[:500]!r}"
+    return raw
+
+
+def _lifecycle(url: str, tokens: dict, n: int) -> None:
+    """One voucher's life: 6 ledger entries (submitted, issued, reserved, claimed, confirmed, redeemed)."""
+    application = _post(url, f"{API}/applications", tokens["sme"],
+                        {"amount_fen": 1_000_000, "purpose": f"go tooling e2e {n}"}, expected=201)
+    voucher = _post(url, f"{API}/applications/{application['id']}/approve", tokens["officer"], {})["voucher"]
+    redemption = _post(url, f"{API}/redemptions", tokens["sme"],
+                       {"voucher_id": voucher["id"], "provider_id": "prv-sh-001", "catalog_code": "TS-01",
+                        "service_fee_fen": 600_000, "amount_fen": 300_000}, expected=201)
+    rid = redemption["id"]
+    _post(url, f"{API}/redemptions/{rid}/claim", tokens["provider"],
+          {"invoice_no": f"GO-INV-{n}", "service_fee_fen": 500_000, "amount_fen": 250_000})
+    _post(url, f"{API}/redemptions/{rid}/confirm", tokens["sme"])
+    _post(url, f"{API}/redemptions/{rid}/approve", tokens["officer"])
+
+
+def _size(checkpoint: bytes) -> int:
+    return int(checkpoint.decode("utf-8").split("\n")[1])
+
+
+@pytest.fixture(scope="module")
+def ledger(server, tmp_path_factory):
+    """The server after a few dozen writes, with a checkpoint signed part way (the "old" one)
+    and KS's key rotated after it."""
+    url, env = server
+    tmp = tmp_path_factory.mktemp("ledger")
+    tokens = {"sme": _token(env, "--role", "sme", "--enterprise", "ent-ks-003"),
+              "officer": _token(env, "--role", "officer", "--region", "KS"),
+              "provider": _token(env, "--role", "provider", "--provider", "prv-sh-001"),
+              "auditor": _token(env, "--role", "auditor")}
+    for n in range(3):
+        _lifecycle(url, tokens, n)
+    old = _get(url, f"{API}/ledger/checkpoint")
+    old_path = tmp / "old-checkpoint.txt"
+    old_path.write_bytes(old)
+    # The old checkpoint is KS's retired key's; the new ones are signed by its successor.
+    rotate = subprocess.run([VOUCHERS, "keys", "rotate", "--region", "KS"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
+    assert rotate.returncode == 0, rotate.stdout + rotate.stderr
+    for n in range(3, 6):
+        _lifecycle(url, tokens, n)
+    current = _get(url, f"{API}/ledger/checkpoint")
+    assert _size(current) >= _size(old) + 18, (old, current)
+    assert _size(current) >= 30
+    return {"url": url, "auditor": tokens["auditor"], "old_checkpoint": old_path, "tmp": tmp}
+
+
+def _offline_copies(ledger) -> dict:
+    """The keys, a current checkpoint and the export, saved to files."""
+    url, tmp = ledger["url"], ledger["tmp"]
+    files = {"keys": tmp / "keys.json", "checkpoint": tmp / "checkpoint.txt", "export": tmp / "ledger.jsonl"}
+    files["keys"].write_bytes(_get(url, f"{API}/ledger/keys"))
+    files["checkpoint"].write_bytes(_get(url, f"{API}/ledger/checkpoint"))
+    files["export"].write_bytes(_get(url, f"{API}/ledger/export", ledger["auditor"]))
+    return files
+
+
+def _args(files: dict) -> list[str]:
+    return [arg for name, path in files.items() for arg in (f"-{name}", str(path))]
+
+
+# --------------------------------------------------------------------------- the tests
+
+def test_stock_go_tooling_verifies_checkpoint_export_and_proofs(checktlog, ledger):
+    result = _check(checktlog, "-url", ledger["url"], "-token", ledger["auditor"],
+                    "-old-checkpoint", str(ledger["old_checkpoint"]))
+    print(result.stdout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("ok: "), result.stdout
+    assert "tlog.TreeHash of the export matches" in result.stdout
+    assert "verified by tlog.CheckRecord" in result.stdout
+    assert "verified by tlog.CheckTree" in result.stdout
+    assert "verified by note.Open and tlog.CheckRecord" in result.stdout  # the receipts
+    assert "including the old checkpoint" in result.stdout
+    for region in ("KS", "SH"):
+        assert region in result.stdout
+    keys = json.loads(_get(ledger["url"], f"{API}/ledger/keys"))["keys"]
+    ks = [k for k in keys if k["region"] == "KS"]
+    assert len(ks) == 2 and sum(k["valid_until"] is None for k in ks) == 1, ks
+    assert ks[0]["note_name"] == ks[1]["note_name"] and ks[0]["note_key"] != ks[1]["note_key"]
+
+
+def test_url_and_token_may_come_from_the_environment(checktlog, ledger):
+    env = {**os.environ, "CHECKTLOG_URL": ledger["url"], "CHECKTLOG_TOKEN": ledger["auditor"]}
+    result = subprocess.run([checktlog], capture_output=True, text=True, timeout=CHECK_TIMEOUT_S, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("ok: ")
+
+
+def test_saved_copies_verify_offline(checktlog, ledger):
+    files = _offline_copies(ledger)
+    result = _check(checktlog, *_args(files))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("ok: ") and "proofs not checked" in result.stdout
+
+
+def _flip_root_byte(checkpoint: bytes) -> bytes:
+    text, _, signatures = checkpoint.decode("utf-8").partition("\n\n")
+    origin, size, root = text.split("\n")[:3]
+    raw = bytearray(base64.b64decode(root))
+    raw[0] ^= 0x01
+    tampered = f"{origin}\n{size}\n{base64.b64encode(bytes(raw)).decode('ascii')}\n"
+    assert len(tampered) == len(text) + 1
+    return (tampered + "\n" + signatures).encode("utf-8")
+
+
+def test_a_tampered_checkpoint_is_rejected(checktlog, ledger):
+    files = _offline_copies(ledger)
+    files["checkpoint"].write_bytes(_flip_root_byte(files["checkpoint"].read_bytes()))
+    for args in (_args(files), ["-url", ledger["url"], "-token", ledger["auditor"],
+                                "-checkpoint", str(files["checkpoint"])]):
+        result = _check(checktlog, *args)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "note.Open" in result.stderr and "invalid signature" in result.stderr, result.stderr
+        assert not result.stdout.startswith("ok")
+
+
+def test_a_tampered_export_line_is_rejected(checktlog, ledger):
+    files = _offline_copies(ledger)
+    lines = files["export"].read_bytes().split(b"\n")
+    lines[5] = lines[5].replace(b'"v":1', b'"v":2', 1)
+    assert b'"v":2' in lines[5]
+    files["export"].write_bytes(b"\n".join(lines))
+    result = _check(checktlog, *_args(files))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "root mismatch" in result.stderr, result.stderr
+
+
+def test_a_missing_region_signature_is_rejected(checktlog, ledger):
+    files = _offline_copies(ledger)
+    checkpoint = files["checkpoint"].read_text(encoding="utf-8")
+    keys = json.loads(files["keys"].read_bytes())
+    dropped = next(k for k in keys["keys"] if k["valid_until"] is None)
+    kept = [line for line in checkpoint.split("\n") if not line.startswith(f"\u2014 {dropped['note_name']} ")]
+    assert len(kept) == len(checkpoint.split("\n")) - 1
+    files["checkpoint"].write_text("\n".join(kept), encoding="utf-8")
+    result = _check(checktlog, *_args(files))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"no valid signature by region {dropped['region']}" in result.stderr, result.stderr
