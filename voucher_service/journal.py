@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from .domain.context import rfc3339, utc_now
 from .ledger import Entry, Posting, leaf_hash, sign_entry
 from .ledger.merkle import node_key, nodes_for_append
-from .models import Account, LedgerEntry, LedgerHead, LedgerNode, LedgerRef
+from .models import Account, LedgerEntry, LedgerHead, LedgerNode, LedgerPosting, LedgerRef
 
 NEGATIVE_ALLOWED_PREFIX = "treasury:"
 
@@ -75,6 +75,9 @@ def append(session: Session, signer, *, kind: str, region: str, actor: str,
         session.add(LedgerNode(id=node_key(node), hash=value))
     for ref in sorted(set(refs.values())):
         session.add(LedgerRef(seq=entry.seq, ref=ref))
+    for position, posting in enumerate(entry.postings):
+        session.add(LedgerPosting(seq=entry.seq, position=position, ts=entry.ts, kind=kind, region=region,
+                                  source=posting.source, destination=posting.destination, amount_fen=posting.amount))
     _apply_postings(session, entry.postings)
     head.size = entry.seq + 1
     session.add(head)

@@ -177,9 +177,10 @@ class Redemption(SQLModel, table=True):
     reserved_at: str = Field(max_length=40)
     claimed_at: Optional[str] = Field(default=None, max_length=40)
     confirmed_at: Optional[str] = Field(default=None, max_length=40)
-    redeemed_at: Optional[str] = Field(default=None, max_length=40)
+    redeemed_at: Optional[str] = Field(default=None, max_length=40, index=True)
     cancelled_at: Optional[str] = Field(default=None, max_length=40)
     rejected_at: Optional[str] = Field(default=None, max_length=40)
+    settled_at: Optional[str] = Field(default=None, max_length=40)
 
 
 class Account(SQLModel, table=True):
@@ -222,6 +223,27 @@ class LedgerRef(SQLModel, table=True):
     __table_args__ = (Index("ix_ledger_ref_ref", "ref", "seq"),)
     seq: int = Field(sa_column=Column(BigInteger, ForeignKey("ledger_entry.seq"), primary_key=True))
     ref: str = Field(primary_key=True, max_length=80)
+
+
+class LedgerPosting(SQLModel, table=True):
+    """The postings of each entry as rows, written with the entry, so totals
+    and balances as of a date are SQL aggregates, not a replay in Python.
+    The entry's canonical bytes stay the record; these rows are an index."""
+    __tablename__ = "ledger_posting"
+    __table_args__ = (
+        CheckConstraint("amount_fen > 0", name="ledger_posting_amount_positive"),
+        Index("ix_ledger_posting_source_ts", "source", "ts"),
+        Index("ix_ledger_posting_destination_ts", "destination", "ts"),
+        Index("ix_ledger_posting_region_ts", "region", "ts"),
+    )
+    seq: int = Field(sa_column=Column(BigInteger, ForeignKey("ledger_entry.seq"), primary_key=True))
+    position: int = Field(primary_key=True)
+    ts: str = Field(max_length=40)
+    kind: str = Field(max_length=64)
+    region: str = Field(max_length=8)
+    source: str = Field(max_length=120)
+    destination: str = Field(max_length=120)
+    amount_fen: int = Field(sa_type=BigInteger)
 
 
 class LedgerNode(SQLModel, table=True):
@@ -292,3 +314,56 @@ class IdempotencyRecord(SQLModel, table=True):
     location: Optional[str] = Field(default=None, max_length=500)
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: str = Field(max_length=40)
+
+
+class Settlement(SQLModel, table=True):
+    """A batch of one paying region's redeemed, unsettled redemptions for one period."""
+    __tablename__ = "settlement"
+    __table_args__ = (
+        CheckConstraint("status IN ('draft', 'approved', 'executed', 'cancelled')", name="settlement_status"),
+        CheckConstraint("total_fen > 0", name="settlement_total_positive"),
+    )
+    id: str = Field(primary_key=True, max_length=40)
+    region: str = Field(foreign_key="region.code", max_length=8, index=True)
+    period: str = Field(max_length=7)
+    period_start: str = Field(max_length=40)
+    period_end: str = Field(max_length=40)
+    status: str = Field(max_length=16)
+    total_fen: int = Field(sa_type=BigInteger)
+    created_by: str = Field(max_length=64)
+    created_at: str = Field(max_length=40)
+    approved_at: Optional[str] = Field(default=None, max_length=40)
+    executed_at: Optional[str] = Field(default=None, max_length=40)
+    executed_by: Optional[str] = Field(default=None, max_length=64)
+    cancelled_at: Optional[str] = Field(default=None, max_length=40)
+    cancelled_by: Optional[str] = Field(default=None, max_length=64)
+    reason: Optional[str] = Field(default=None, max_length=500)
+
+
+class SettlementLine(SQLModel, table=True):
+    __tablename__ = "settlement_line"
+    __table_args__ = (CheckConstraint("amount_fen > 0", name="settlement_line_amount_positive"),
+                      CheckConstraint("redemption_count > 0", name="settlement_line_count_positive"))
+    settlement_id: str = Field(foreign_key="settlement.id", primary_key=True, max_length=40)
+    provider_id: str = Field(foreign_key="provider.id", primary_key=True, max_length=40)
+    provider_region: str = Field(max_length=8)
+    amount_fen: int = Field(sa_type=BigInteger)
+    redemption_count: int
+
+
+class SettlementRedemption(SQLModel, table=True):
+    """Which redemptions a batch takes. `live_redemption_id` is the redemption
+    id while the batch is live and NULL once it is cancelled: its UNIQUE
+    constraint is how the database refuses a redemption to a second live batch."""
+    __tablename__ = "settlement_redemption"
+    settlement_id: str = Field(foreign_key="settlement.id", primary_key=True, max_length=40)
+    redemption_id: str = Field(foreign_key="redemption.id", primary_key=True, max_length=40)
+    live_redemption_id: Optional[str] = Field(default=None, max_length=40, unique=True)
+
+
+class SettlementApproval(SQLModel, table=True):
+    __tablename__ = "settlement_approval"
+    settlement_id: str = Field(foreign_key="settlement.id", primary_key=True, max_length=40)
+    region: str = Field(foreign_key="region.code", primary_key=True, max_length=8)
+    principal_id: str = Field(max_length=64)
+    approved_at: str = Field(max_length=40)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import secrets
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import Session, func, select
@@ -76,6 +77,10 @@ def ledger_size(app) -> int:
 def who(actors):
     clients = {name: actors.client(role, **binding) for name, (role, binding) in PRINCIPALS.items()}
     clients["anon"] = actors.anonymous()
+    # Finance officers outside the matrix: they create and co-approve batches,
+    # so that the matrix's own principals are never a batch's creator.
+    for name, region in (("_fin_ks_creator", "KS"), ("_fin_ks_second", "KS"), ("_fin_sh_second", "SH")):
+        clients[name] = actors.client("finance", region=region)
     return clients
 
 
@@ -154,6 +159,32 @@ def setup_world(_who):
     return {"id": None}
 
 
+def current_month() -> str:
+    return datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+
+
+def setup_redeemed(who):
+    rid = setup_confirmed(who)["id"]
+    assert who["off_ks"].post(f"/redemptions/{rid}/approve").status_code == 200
+    return {"id": rid}
+
+
+def setup_settlement(who):
+    """A draft KS batch paying prv-sh-001 (SH): it touches KS and SH."""
+    setup_redeemed(who)
+    r = who["_fin_ks_creator"].post("/settlements", json={"period": current_month()})
+    assert r.status_code == 201, r.get_json()
+    return {"id": r.get_json()["id"]}
+
+
+def setup_approved_settlement(who):
+    target = setup_settlement(who)
+    for approver in ("_fin_ks_second", "_fin_sh_second"):
+        r = who[approver].post(f"/settlements/{target['id']}/approve")
+        assert r.status_code == 200, r.get_json()
+    return target
+
+
 def setup_entry(who):
     """The voucher.issued entry of a voucher of the owner (a KS enterprise)."""
     r = who["sme_owner"].post("/applications", json={"amount_fen": 20_000, "purpose": "ledger access"})
@@ -164,7 +195,8 @@ def setup_entry(who):
 
 SETUPS = {f.__name__.removeprefix("setup_"): f for f in (
     setup_application, setup_voucher, setup_reserved, setup_reserved_at_ks, setup_claimed, setup_confirmed,
-    setup_provider_ks, setup_suspended_provider_ks, setup_catalog_item, setup_world, setup_entry)}
+    setup_provider_ks, setup_suspended_provider_ks, setup_catalog_item, setup_world, setup_entry, setup_redeemed,
+    setup_settlement, setup_approved_settlement)}
 
 
 def new_catalog_body(_target):
@@ -222,6 +254,13 @@ OPERATIONS = {
     "approve_redemption_at_ks": ("POST", "/redemptions/{id}/approve", "reserved_at_ks", None),
     "reject_redemption": ("POST", "/redemptions/{id}/reject", "reserved", const({"reason": "no service"})),
     "cancel_redemption": ("POST", "/redemptions/{id}/cancel", "reserved", const({})),
+    "create_settlement": ("POST", "/settlements", "redeemed", lambda _target: {"period": current_month()}),
+    "list_settlements": ("GET", "/settlements", "world", None),
+    "get_settlement": ("GET", "/settlements/{id}", "settlement", None),
+    "approve_settlement": ("POST", "/settlements/{id}/approve", "settlement", None),
+    "execute_settlement": ("POST", "/settlements/{id}/execute", "approved_settlement", None),
+    "cancel_settlement": ("POST", "/settlements/{id}/cancel", "settlement", const({"reason": "recount"})),
+    "settlement_payouts": ("GET", "/settlements/{id}/payouts", "settlement", None),
     "ledger_checkpoint": ("GET", "/ledger/checkpoint", "world", None),
     "ledger_keys": ("GET", "/ledger/keys", "world", None),
     "ledger_inclusion": ("GET", "/ledger/proofs/inclusion?index=0&tree_size=2", "world", None),
@@ -244,6 +283,9 @@ APPLICATION_DECISION = {**{k: (403 if v == 200 else v) for k, v in OWNED_READ.it
 # and to that provider.
 REDEMPTION_READ = {**OWNED_READ, "prv_sh1": 200, "off_sh": 200, "fin_sh": 200}
 REDEMPTION_ACT = {k: (403 if v == 200 else v) for k, v in REDEMPTION_READ.items()}
+
+SETTLEMENT_READ = {**{name: 404 for name in EVERYONE}, "fin_ks": 200, "fin_sh": 200, "auditor": 200, "admin": 200}
+SETTLEMENT_ACT = {k: (403 if v == 200 else v) for k, v in SETTLEMENT_READ.items()}
 
 EXPECTED = {
     "list_regions": ALL_OK,
@@ -281,6 +323,15 @@ EXPECTED = {
                                  "prv_ks2": 403, "off_ks": 409},  # reserved, not yet confirmed: a rule, not a role
     "reject_redemption": {**REDEMPTION_ACT, "off_ks": 200},
     "cancel_redemption": {**REDEMPTION_ACT, "sme_owner": 200},
+    # Finance officers of the paying region create; SH pays quarterly, so a month is a rule, not a role.
+    "create_settlement": {**ALL_403, "fin_ks": 201, "fin_sh": 409},
+    "list_settlements": {**ALL_403, "fin_ks": 200, "fin_sh": 200, "auditor": 200, "admin": 200},
+    # A KS batch paying an SH provider: finance of both regions see it; one of each approves.
+    "get_settlement": SETTLEMENT_READ,
+    "settlement_payouts": SETTLEMENT_READ,
+    "approve_settlement": {**SETTLEMENT_ACT, "fin_ks": 200, "fin_sh": 200},
+    "execute_settlement": {**SETTLEMENT_ACT, "fin_ks": 200},
+    "cancel_settlement": {**SETTLEMENT_ACT, "fin_ks": 200},
     # Public: anyone holding the keys checks the log.
     "ledger_checkpoint": ALL_OK,
     "ledger_keys": ALL_OK,

@@ -103,8 +103,10 @@ def init_app(app) -> None:
     api = ProblemApi(app)
     app.extensions["vouchers_api"] = api
 
-    from . import applications, catalog, enterprises, health, ledger, providers, redemptions, regions, vouchers
-    for module in (regions, catalog, providers, enterprises, applications, vouchers, redemptions, ledger):
+    from . import (applications, catalog, enterprises, health, ledger, providers, redemptions, regions,
+                   settlements, vouchers)
+    for module in (regions, catalog, providers, enterprises, applications, vouchers, redemptions, settlements,
+                   ledger):
         api.register_blueprint(module.blp, url_prefix=API_PREFIX + module.URL)
     app.register_blueprint(health.blp)
 
