@@ -8,6 +8,8 @@ import uuid
 
 import pytest
 from hypothesis import HealthCheck, settings
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from voucher_service import auth, create_app
@@ -24,47 +26,119 @@ settings.register_profile("thorough", max_examples=500, deadline=None,
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
-def make_config(db_path: str, keys_dir: str) -> dict:
-    return {"TESTING": True, "DATABASE_URL": f"sqlite:///{db_path}", "VOUCHERS_KEYS_DIR": keys_dir,
+TEST_DATABASE_URL = os.environ.get("VOUCHERS_TEST_DATABASE_URL", "").strip()
+
+
+def make_config(database_url: str, keys_dir: str) -> dict:
+    if "://" not in database_url:  # a path: an SQLite file
+        database_url = f"sqlite:///{database_url}"
+    return {"TESTING": True, "DATABASE_URL": database_url, "VOUCHERS_KEYS_DIR": keys_dir,
             "VOUCHERS_KEY_PASSPHRASE": PASSPHRASE, "VOUCHERS_SEEDS": SEEDS}
 
 
+class Databases:
+    """Fresh databases for tests, on SQLite (files) or PostgreSQL (databases).
+
+    `VOUCHERS_TEST_DATABASE_URL` names a PostgreSQL database to connect to for
+    administration; tests then run in databases created for them, each a copy
+    of one template that `vouchers init` migrated (Alembic) and seeded once.
+    Unset, every database is an SQLite file.
+    """
+
+    def __init__(self, root: str):
+        self.root = root
+        self.keys_dir = os.path.join(root, "keys")
+        self.admin_url = TEST_DATABASE_URL or None
+        self.prefix = f"vt{os.getpid()}_"
+        self.template_url = self.empty()
+
+    @property
+    def postgres(self) -> bool:
+        return self.admin_url is not None
+
+    def _admin(self, statement: str) -> None:
+        engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql(statement)
+        finally:
+            engine.dispose()
+
+    def _url_for(self, name: str) -> str:
+        return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def empty(self) -> str:
+        name = f"{self.prefix}{uuid.uuid4().hex[:12]}"
+        if self.postgres:
+            self._admin(f'CREATE DATABASE "{name}"')
+            return self._url_for(name)
+        return f"sqlite:///{os.path.join(self.root, name + '.db')}"
+
+    def clone(self) -> str:
+        """A copy of the seeded template."""
+        name = f"{self.prefix}{uuid.uuid4().hex[:12]}"
+        if self.postgres:
+            self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{make_url(self.template_url).database}"')
+            return self._url_for(name)
+        target = os.path.join(self.root, name + ".db")
+        shutil.copyfile(make_url(self.template_url).database, target)
+        return f"sqlite:///{target}"
+
+    def drop(self, url: str) -> None:
+        if self.postgres:
+            self._admin(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+        else:
+            for suffix in ("", "-wal", "-shm"):
+                path = make_url(url).database + suffix
+                if os.path.exists(path):
+                    os.remove(path)
+
+    def app(self, url: str):
+        return create_app(make_config(url, self.keys_dir))
+
+
 @pytest.fixture(scope="session")
-def template(tmp_path_factory):
-    """One initialised database and key folder; tests get copies."""
-    root = tmp_path_factory.mktemp("template")
-    db_path, keys_dir = str(root / "vouchers.db"), str(root / "keys")
-    app = create_app(make_config(db_path, keys_dir))
+def databases(tmp_path_factory):
+    """One initialised template database and key folder; tests get copies."""
+    dbs = Databases(str(tmp_path_factory.mktemp("databases")))
+    app = dbs.app(dbs.template_url)
     result = app.test_cli_runner().invoke(args=["init"])
     assert result.exit_code == 0, result.output
-    get_engine_dispose(app)
-    return db_path, keys_dir
+    dispose(app)
+    yield dbs
+    if dbs.postgres:
+        dbs.drop(dbs.template_url)
 
 
-def get_engine_dispose(app):
+def dispose(app):
     with app.app_context():
         get_engine().dispose()
 
 
-def _app_from_template(template, directory):
-    db_path, keys_dir = template
-    target = os.path.join(directory, f"vouchers-{uuid.uuid4().hex}.db")
-    shutil.copyfile(db_path, target)
-    return create_app(make_config(target, keys_dir))
-
-
 @pytest.fixture(scope="module")
-def app(template, tmp_path_factory):
-    application = _app_from_template(template, str(tmp_path_factory.mktemp("db")))
+def app(databases):
+    url = databases.clone()
+    application = databases.app(url)
     yield application
-    get_engine_dispose(application)
+    dispose(application)
+    databases.drop(url)
 
 
 @pytest.fixture
-def fresh_app(template, tmp_path):
-    application = _app_from_template(template, str(tmp_path))
+def fresh_app(databases):
+    url = databases.clone()
+    application = databases.app(url)
     yield application
-    get_engine_dispose(application)
+    dispose(application)
+    databases.drop(url)
+
+
+@pytest.fixture
+def empty_database(databases):
+    """The URL of a new, empty database (nothing migrated)."""
+    url = databases.empty()
+    yield url
+    databases.drop(url)
 
 
 class Client:

@@ -19,8 +19,8 @@ def counts(app):
                     {a.name: a.balance_fen for a in session.exec(select(Account)).all()})
 
 
-def test_init_builds_everything_and_a_second_run_changes_nothing(tmp_path):
-    app = create_app(make_config(str(tmp_path / "v.db"), str(tmp_path / "keys")))
+def test_init_builds_everything_and_a_second_run_changes_nothing(tmp_path, empty_database):
+    app = create_app(make_config(empty_database, str(tmp_path / "keys")))
     runner = app.test_cli_runner()
     first = runner.invoke(args=["init"])
     assert first.exit_code == 0, first.output
@@ -46,10 +46,13 @@ def test_init_builds_everything_and_a_second_run_changes_nothing(tmp_path):
         get_engine().dispose()
 
 
-def test_init_without_a_passphrase_fails_cleanly(tmp_path):
-    config = make_config(str(tmp_path / "v.db"), str(tmp_path / "keys"))
+def test_init_without_a_passphrase_fails_cleanly(tmp_path, empty_database):
+    config = make_config(empty_database, str(tmp_path / "keys"))
     config["VOUCHERS_KEY_PASSPHRASE"] = ""
-    result = create_app(config).test_cli_runner().invoke(args=["init"])
+    app = create_app(config)
+    result = app.test_cli_runner().invoke(args=["init"])
+    with app.app_context():
+        get_engine().dispose()
     assert result.exit_code != 0
     assert "VOUCHERS_KEY_PASSPHRASE" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)

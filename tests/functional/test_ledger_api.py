@@ -4,7 +4,7 @@ import base64
 import json
 
 import pytest
-from sqlmodel import Session, select, text
+from sqlmodel import Session, select
 
 from voucher_service.db import get_engine
 from voucher_service.invariants import check_all
@@ -12,7 +12,7 @@ from voucher_service.ledger import merkle
 from voucher_service.ledger.merkle import node_key
 from voucher_service.ledger.entry import parse_entry
 from voucher_service.ledger.note import Checkpoint, Verifier, open_note, parse_note
-from voucher_service.models import LedgerCheckpoint
+from voucher_service.models import LedgerCheckpoint, LedgerEntry, LedgerNode
 
 REGIONS = {"SH", "KS", "WJ"}
 
@@ -163,19 +163,24 @@ def test_checkpoint_refuses_to_sign_an_edited_entry_or_a_rewritten_tree(fresh_ap
     checkpoint(fresh_app)
     approved = issue(fresh_actors)
     seq = approved["ledger"]["seq"]
-    with fresh_app.app_context(), Session(get_engine()) as session:
-        # An administrator edits an entry that no checkpoint covers yet.
-        session.exec(text("UPDATE ledger_entry SET canonical = CAST(replace(canonical, 'voucher.issued', 'voucher.issuee') AS BLOB) "
-                          "WHERE seq = :seq").bindparams(seq=seq))
-        session.commit()
+    def edit_entry(old, new):
+        with fresh_app.app_context(), Session(get_engine()) as session:
+            row = session.get(LedgerEntry, seq)
+            row.canonical = bytes(row.canonical).replace(old, new)
+            session.add(row)
+            session.commit()
+
+    # An administrator edits an entry that no checkpoint covers yet.
+    edit_entry(b"voucher.issued", b"voucher.issuee")
     r = anonymous(fresh_app).get("/api/v1/ledger/checkpoint")
     assert r.status_code == 500 and "refusing to sign" in r.json["detail"], r.get_data(as_text=True)
+    # ... restores it, but rewrites a stored subtree hash (leaves 0-31) under
+    # the last signed checkpoint: history no longer extends it.
+    edit_entry(b"voucher.issuee", b"voucher.issued")
     with fresh_app.app_context(), Session(get_engine()) as session:
-        # ... restores it, but rewrites a stored subtree hash (leaves 0-31)
-        # under the last signed checkpoint: history no longer extends it.
-        session.exec(text("UPDATE ledger_entry SET canonical = CAST(replace(canonical, 'voucher.issuee', 'voucher.issued') AS BLOB) "
-                          "WHERE seq = :seq").bindparams(seq=seq))
-        session.exec(text("UPDATE ledger_node SET hash = zeroblob(32) WHERE id = :key").bindparams(key=node_key((5, 0))))
+        node = session.get(LedgerNode, node_key((5, 0)))
+        node.hash = bytes(32)
+        session.add(node)
         session.commit()
     r = anonymous(fresh_app).get("/api/v1/ledger/checkpoint")
     assert r.status_code == 500 and "does not extend" in r.json["detail"], r.get_data(as_text=True)

@@ -7,7 +7,7 @@ import os
 import swagger_ui_bundle
 from flask import g, request, send_from_directory
 from flask_smorest import Api
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from .. import auth
@@ -137,6 +137,13 @@ def init_app(app) -> None:
         # and change nothing; operators and auditors must look.
         log.error("ledger invariant violated: %s", error)
         return problem(500, f"ledger integrity check failed: {error}", type_=rule_type("ledger_integrity"))
+
+    @app.errorhandler(DataError)
+    def _data(error: DataError):
+        # Input the database cannot hold (a NUL in a path id, say) that no
+        # schema caught: still the client's input, still nothing written.
+        log.warning("data error: %s", error.orig)
+        return problem(422, "the request contains a value the service cannot store")
 
     @app.errorhandler(IntegrityError)
     def _integrity(error: IntegrityError):

@@ -50,8 +50,15 @@ class Fen(fields.Integer):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
+def no_nul(value: str) -> None:
+    # PostgreSQL text cannot hold NUL, and no name, reason or id needs one.
+    if "\x00" in value:
+        raise ValidationError("Must not contain NUL characters.")
+
+
 def Text(max_length: int, *, required: bool = True, min_length: int = 1, **kwargs):
-    return fields.String(required=required, validate=validate.Length(min=min_length, max=max_length), **kwargs)
+    return fields.String(required=required, validate=[validate.Length(min=min_length, max=max_length), no_nul],
+                         **kwargs)
 
 
 class PageArgs(Schema):
