@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import date
 
@@ -12,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from . import auth, migrate
-from .db import get_engine
+from .db import get_engine, read_only
 from .models import Enterprise, Provider, Region
 from .domain import vouchers
 from .domain.context import Context, local_date, utc_now
@@ -145,15 +146,78 @@ def keys_rotate(region):
                f"new key {new.key_id} signs from {new.valid_from}")
 
 
+@click.group("export")
+def export_group():
+    """Exports of the ledger for auditors."""
+
+
+@export_group.command("beancount")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="file to write (default: standard output)")
+@with_appcontext
+def export_beancount(output):
+    """The ledger as a Beancount file: `bean-check FILE` replays every entry and
+    asserts the stored account balances."""
+    engine = get_engine()
+    origin = current_app.config["VOUCHERS_LEDGER_ORIGIN"]
+    # Read transactions begun deferred: exporting never takes the write lock.
+    # The export itself is one transaction, so it reads one snapshot.
+    with read_only():
+        with Session(engine) as session:
+            _require_initialised(session)
+        with Session(engine) as session:
+            _export_beancount_to(session, output, origin)
+    if output is not None:
+        click.echo(f"wrote {output}", err=True)
+
+
+def _export_beancount_to(session: Session, output: str | None, origin: str) -> None:
+    from .beancount_export import ExportError, iter_chunks
+
+    try:
+        if output is None:
+            for chunk in iter_chunks(session, origin=origin):
+                click.echo(chunk, nl=False)
+            return
+        partial = f"{output}.partial"
+        try:
+            with open(partial, "w", encoding="utf-8", newline="\n") as handle:
+                for chunk in iter_chunks(session, origin=origin):
+                    handle.write(chunk)
+            os.replace(partial, output)
+        finally:
+            if os.path.exists(partial):
+                os.remove(partial)
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def init_app(app) -> None:
     from .demo import demo_command
-    for command in (init_command, token_group, expire_command, demo_command, keys_group):
+    for command in (init_command, token_group, expire_command, demo_command, keys_group, export_group):
         app.cli.add_command(command)
 
 
 def _create_app(*_args, **_kwargs):
     from . import create_app
     return create_app()
+
+
+@click.command("verify-statement")
+@click.argument("statement", type=click.Path(dir_okay=False))
+@click.option("--keys", "keys_path", required=True, type=click.Path(dir_okay=False),
+              help="the JSON served by GET /ledger/keys")
+def verify_statement_command(statement, keys_path):
+    """Verify a reconciliation STATEMENT (GET /regions/{code}/reconciliation) offline: its signature by the
+    region's key valid when it was generated, and that every one of its checks is ok."""
+    from .ledger.statement import StatementError, verify_statement_files
+    try:
+        summary = verify_statement_files(statement, keys_path)
+    except (StatementError, KeyError, TypeError, UnicodeError, OSError, RecursionError) as exc:
+        message = str(exc) if isinstance(exc, StatementError) else f"{type(exc).__name__}: {exc}"
+        click.echo(f"FAILED: {message}", err=True)
+        raise SystemExit(1)
+    click.echo(summary)
 
 
 def main() -> None:
@@ -163,4 +227,5 @@ def main() -> None:
     from .verify_cli import verify_command, verify_receipt_command
     cli.add_command(verify_command)
     cli.add_command(verify_receipt_command)
+    cli.add_command(verify_statement_command)
     cli.main(args=sys.argv[1:], prog_name="vouchers")

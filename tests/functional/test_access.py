@@ -261,6 +261,7 @@ OPERATIONS = {
     "execute_settlement": ("POST", "/settlements/{id}/execute", "approved_settlement", None),
     "cancel_settlement": ("POST", "/settlements/{id}/cancel", "settlement", const({"reason": "recount"})),
     "settlement_payouts": ("GET", "/settlements/{id}/payouts", "settlement", None),
+    "reconciliation": ("GET", f"/regions/KS/reconciliation?period={current_month()}", "world", None),
     "ledger_checkpoint": ("GET", "/ledger/checkpoint", "world", None),
     "ledger_keys": ("GET", "/ledger/keys", "world", None),
     "ledger_inclusion": ("GET", "/ledger/proofs/inclusion?index=0&tree_size=2", "world", None),
@@ -269,6 +270,7 @@ OPERATIONS = {
     "ledger_entry": ("GET", "/ledger/entries/{id}", "entry", None),
     "ledger_receipt": ("GET", "/ledger/receipts/{id}", "entry", None),
     "ledger_export": ("GET", "/ledger/export", "world", None),
+    "ledger_beancount": ("GET", "/ledger/beancount", "world", None),
 }
 
 ALL_OK = {name: 200 for name in EVERYONE}
@@ -332,6 +334,8 @@ EXPECTED = {
     "approve_settlement": {**SETTLEMENT_ACT, "fin_ks": 200, "fin_sh": 200},
     "execute_settlement": {**SETTLEMENT_ACT, "fin_ks": 200},
     "cancel_settlement": {**SETTLEMENT_ACT, "fin_ks": 200},
+    # KS's signed statement: its finance officers, auditors and admins; another region's finance too is refused.
+    "reconciliation": {**ALL_403, "fin_ks": 200, "auditor": 200, "admin": 200},
     # Public: anyone holding the keys checks the log.
     "ledger_checkpoint": ALL_OK,
     "ledger_keys": ALL_OK,
@@ -342,6 +346,7 @@ EXPECTED = {
     "ledger_entry": OWNED_READ,
     "ledger_receipt": OWNED_READ,
     "ledger_export": {**ALL_403, "auditor": 200, "admin": 200},
+    "ledger_beancount": {**ALL_403, "auditor": 200, "admin": 200},
 }
 assert set(EXPECTED) == set(OPERATIONS)
 assert all(set(row) == set(EVERYONE) for row in EXPECTED.values())

@@ -103,10 +103,10 @@ def init_app(app) -> None:
     api = ProblemApi(app)
     app.extensions["vouchers_api"] = api
 
-    from . import (applications, catalog, enterprises, health, ledger, providers, redemptions, regions,
-                   settlements, vouchers)
+    from . import (applications, catalog, enterprises, health, ledger, providers, reconciliation, redemptions,
+                   regions, settlements, vouchers)
     for module in (regions, catalog, providers, enterprises, applications, vouchers, redemptions, settlements,
-                   ledger):
+                   reconciliation, ledger):
         api.register_blueprint(module.blp, url_prefix=API_PREFIX + module.URL)
     app.register_blueprint(health.blp)
 

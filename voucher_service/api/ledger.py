@@ -9,7 +9,7 @@ from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 from sqlmodel import Session, select
 
-from .. import tree
+from .. import beancount_export, tree
 from ..db import get_engine, get_session, read_only, writing
 from ..models import LedgerEntry, LedgerRef
 from .common import Blueprint, hide, require
@@ -219,6 +219,43 @@ def export():
 
     return Response(stream_with_context(lines()), mimetype=JSON_LINES,
                     headers={"Ledger-Tree-Size": str(size), "Content-Disposition": "attachment; filename=ledger.jsonl"})
+
+
+@blp.route("/beancount")
+@blp.doc(responses={"200": {"description": "the ledger as a Beancount file: one transaction per entry in seq order, "
+                                           "an open directive per account and, after the last entry, a balance "
+                                           "assertion per account from the stored balances, so `bean-check` "
+                                           "confirms the balances replay; the header names the tree size and root",
+                            "content": {"text/plain": {"schema": {"type": "string"}}}}})
+def beancount():
+    require("auditor", "admin")
+    # Its own session and one read transaction, so the file is one snapshot
+    # (entries and stored balances agree); read in batches, memory stays flat.
+    # The first chunk is made here: the snapshot begins before the response
+    # does, and a failure before the first byte is an ordinary error response.
+    session = Session(get_engine())
+    try:
+        with read_only():
+            chunks = beancount_export.iter_chunks(session, origin=current_app.config["VOUCHERS_LEDGER_ORIGIN"])
+            first = next(chunks, "")
+    except BaseException:
+        session.close()
+        raise
+
+    def body():
+        try:
+            yield first.encode("utf-8")
+            with read_only():
+                for chunk in chunks:
+                    yield chunk.encode("utf-8")
+        finally:
+            chunks.close()
+            session.close()
+
+    response = Response(stream_with_context(body()), content_type=TEXT_PLAIN,
+                        headers={"Content-Disposition": "attachment; filename=ledger.beancount"})
+    response.call_on_close(session.close)
+    return response
 
 
 @blp.route("/receipts/<int:seq>")

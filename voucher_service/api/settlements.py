@@ -62,8 +62,9 @@ class SettlementSchema(ResourceSchema):
 
 
 class SettlementCreate(Schema):
-    period = fields.String(required=True, validate=validate.Regexp(
-        settlements.PERIOD_PATTERN, error="Use YYYY-MM (a month) or YYYY-Qn (a quarter)."))
+    period = fields.String(required=True, validate=[
+        validate.Length(equal=7), validate.Regexp(settlements.PERIOD_PATTERN,
+                                                  error="Use YYYY-MM (a month) or YYYY-Qn (a quarter).")])
 
 
 class SettlementCancel(Schema):
@@ -208,6 +209,15 @@ def yuan(amount_fen: int) -> str:
     return f"{sign}{abs(amount_fen) // 100}.{abs(amount_fen) % 100:02d}"
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value: str) -> str:
+    """Text as Excel shows it, never as a formula: a provider named "=HYPERLINK(...)"
+    stays a name in a finance officer's spreadsheet."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
 def payouts_csv(settlement: Settlement, rows: list[dict]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -215,7 +225,7 @@ def payouts_csv(settlement: Settlement, rows: list[dict]) -> str:
                      "provider_region", "amount_cny", "redemption_count"])
     for row in rows:
         writer.writerow([settlement.id, settlement.period, row["paying_region"], row["provider_id"],
-                         row["provider_name"], row["uscc"], row["provider_region"], yuan(row["amount_fen"]),
+                         csv_text(row["provider_name"]), row["uscc"], row["provider_region"], yuan(row["amount_fen"]),
                          row["redemption_count"]])
     return CSV_BOM + out.getvalue()
 

@@ -17,16 +17,19 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import select
 
-from .. import journal
 from ..ledger import Posting
 from ..models import (Provider, Redemption, Settlement, SettlementApproval, SettlementLine,
                       SettlementRedemption)
 from . import rules
 from .context import PROGRAMME_TIMEZONE, Context, new_id, rfc3339
 from .errors import InvalidInput, NotFound, RuleViolation
-from .registry import _append, policy_in_effect
+from .registry import _append, lock, policy_in_effect
 
-PERIOD_PATTERN = re.compile(r"^(\d{4})-(?:(0[1-9]|1[0-2])|Q([1-4]))$")
+# ASCII digits only and matched with fullmatch (a "$" alone would let a final
+# newline through); "$" stays for the published OpenAPI pattern (JavaScript).
+PERIOD_PATTERN = re.compile(r"^([0-9]{4})-(?:(0[1-9]|1[0-2])|Q([1-4]))$")
+# Far beyond any programme, and inside what dates and UTC offsets can represent.
+MIN_YEAR, MAX_YEAR = 1900, 9998
 SETTLEMENT_TRANSITIONS = {"draft": {"approved", "cancelled"}, "approved": {"executed", "cancelled"}}
 CYCLE_OF_PERIOD = {"month": "monthly", "quarter": "quarterly"}
 
@@ -46,18 +49,23 @@ class Period:
 
 
 def parse_period(text: str) -> Period:
-    match = PERIOD_PATTERN.match(text or "")
+    match = PERIOD_PATTERN.fullmatch(text or "")
     if not match:
         raise InvalidInput("period", "period must be YYYY-MM (a month) or YYYY-Qn (a quarter)")
     year = int(match.group(1))
-    if match.group(2):
-        month = int(match.group(2))
-        first, kind = date(year, month, 1), "month"
-        end = date(year + (month == 12), month % 12 + 1, 1)
-    else:
-        quarter = int(match.group(3))
-        first, kind = date(year, 3 * quarter - 2, 1), "quarter"
-        end = date(year + (quarter == 4), (3 * quarter) % 12 + 1, 1)
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise InvalidInput("period", f"period {text} is out of range ({MIN_YEAR}-{MAX_YEAR})")
+    try:
+        if match.group(2):
+            month = int(match.group(2))
+            first, kind = date(year, month, 1), "month"
+            end = date(year + (month == 12), month % 12 + 1, 1)
+        else:
+            quarter = int(match.group(3))
+            first, kind = date(year, 3 * quarter - 2, 1), "quarter"
+            end = date(year + (quarter == 4), (3 * quarter) % 12 + 1, 1)
+    except ValueError:  # year 0, or the end of year 9999
+        raise InvalidInput("period", f"period {text} is out of range") from None
     return Period(text, kind, first, end)
 
 
@@ -114,7 +122,7 @@ def check_four_eyes(approver: str, creator: str) -> None:
 # --- the batch lifecycle -------------------------------------------------------
 
 def get_settlement(ctx: Context, settlement_id: str, *, for_update: bool = False) -> Settlement:
-    settlement = ctx.session.get(Settlement, settlement_id, with_for_update=for_update)
+    settlement = ctx.session.get(Settlement, settlement_id, with_for_update=for_update, populate_existing=for_update)
     if settlement is None:
         raise NotFound("settlement", f"no settlement {settlement_id}")
     return settlement
@@ -149,7 +157,7 @@ def positions_of(settlement: Settlement, lines: list[SettlementLine]) -> list[di
 
 
 def create_settlement(ctx: Context, *, region: str, period_label: str) -> Settlement:
-    journal.lock_ledger(ctx.session)
+    lock(ctx)
     period = parse_period(period_label)
     check_payout_cycle(policy_in_effect(ctx, region).payout_cycle, period, region)
     start, end = period.bounds_utc()
@@ -195,7 +203,7 @@ def create_settlement(ctx: Context, *, region: str, period_label: str) -> Settle
 
 
 def approve_settlement(ctx: Context, settlement_id: str, *, approver_region: str) -> Settlement:
-    journal.lock_ledger(ctx.session)
+    lock(ctx)
     settlement = get_settlement(ctx, settlement_id, for_update=True)
     rules.check_transition("settlement", settlement.status, "approved", SETTLEMENT_TRANSITIONS)
     check_four_eyes(ctx.actor, settlement.created_by)
@@ -223,7 +231,7 @@ def approve_settlement(ctx: Context, settlement_id: str, *, approver_region: str
 
 
 def execute_settlement(ctx: Context, settlement_id: str) -> Settlement:
-    journal.lock_ledger(ctx.session)
+    lock(ctx)
     settlement = get_settlement(ctx, settlement_id, for_update=True)
     if settlement.status == "draft":
         required = regions_touched(settlement, lines_of(ctx, settlement_id))
@@ -255,7 +263,7 @@ def execute_settlement(ctx: Context, settlement_id: str) -> Settlement:
 
 
 def cancel_settlement(ctx: Context, settlement_id: str, *, reason: str) -> Settlement:
-    journal.lock_ledger(ctx.session)
+    lock(ctx)
     settlement = get_settlement(ctx, settlement_id, for_update=True)
     rules.check_transition("settlement", settlement.status, "cancelled", SETTLEMENT_TRANSITIONS)
     for row in ctx.session.exec(select(SettlementRedemption)
