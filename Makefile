@@ -7,7 +7,10 @@ PORT ?= 8000
 # Development only: production sets its own VOUCHERS_KEY_PASSPHRASE (see README).
 DEV_PASSPHRASE := dev-only-passphrase-change-me
 
-.PHONY: run test init openapi clean
+# The PostgreSQL the suite also runs on (CI starts one where none answers).
+TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+.PHONY: run test test-postgres init openapi clean
 
 $(BIN)/vouchers: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +26,15 @@ init: $(BIN)/vouchers
 
 run: init
 	VOUCHERS_KEY_PASSPHRASE="$${VOUCHERS_KEY_PASSPHRASE:-$(DEV_PASSPHRASE)}" \
-	  $(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --no-control-socket --access-logfile - wsgi:app
+	  GUNICORN_BIND=$(HOST):$(PORT) GUNICORN_WORKERS=$${GUNICORN_WORKERS:-2} VOUCHERS_LOG_FORMAT=$${VOUCHERS_LOG_FORMAT:-console} \
+	  $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 test: $(BIN)/vouchers
 	$(BIN)/python -m pytest
+
+# The whole suite again, every test database a PostgreSQL database.
+test-postgres: $(BIN)/vouchers
+	VOUCHERS_TEST_DATABASE_URL="$(TEST_POSTGRES_URL)" $(BIN)/python -m pytest
 
 # Regenerate schemas/openapi.json after changing the API (a test fails when it drifts).
 openapi: $(BIN)/vouchers

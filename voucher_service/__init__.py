@@ -1,7 +1,6 @@
 """Cross-region innovation voucher ledger."""
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from . import config as config_module
@@ -21,9 +20,11 @@ def create_app(test_config: dict | None = None) -> "Flask":
         app.config.update(test_config)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
-    logging.basicConfig(level=logging.INFO)
 
-    from . import api, cli, db, keys
+    from . import api, cli, db, keys, observability
+    # First: its before_request binds the request id before anything logs,
+    # and its after_request runs last, after the commit.
+    observability.init_app(app)
     db.init_app(app)
     keys.init_app(app)
     api.init_app(app)

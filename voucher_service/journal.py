@@ -7,12 +7,15 @@ module does the rows (seq, balances, refs).
 """
 from __future__ import annotations
 
+import time
+
 from sqlmodel import Session, select
 
 from .domain.context import rfc3339, utc_now
 from .ledger import Entry, Posting, leaf_hash, sign_entry
 from .ledger.merkle import node_key, nodes_for_append
 from .models import Account, LedgerEntry, LedgerHead, LedgerNode, LedgerPosting, LedgerRef
+from .observability import LEDGER_APPEND_SECONDS
 
 NEGATIVE_ALLOWED_PREFIX = "treasury:"
 
@@ -31,8 +34,21 @@ def lock_ledger(session: Session) -> LedgerHead:
     already holds the database write lock (BEGIN IMMEDIATE). The lock lives in
     the database, never in the process, so it holds across gunicorn workers
     and hosts.
+
+    Objects the request loaded before the lock (a view checking who may see a
+    voucher, say) are expired when the lock is first taken, so that no rule is
+    ever checked against a value read before the lock.
     """
-    head = session.exec(select(LedgerHead).where(LedgerHead.id == 1).with_for_update()).first()
+    transaction = session.get_transaction()
+    if transaction is not None and session.info.get("ledger_locked_in") is transaction:
+        head = session.get(LedgerHead, 1)
+    else:
+        head = session.exec(select(LedgerHead).where(LedgerHead.id == 1).with_for_update()
+                            .execution_options(populate_existing=True)).first()
+        if head is not None:
+            session.expire_all()
+            head = session.get(LedgerHead, 1)
+            session.info["ledger_locked_in"] = session.get_transaction()
     if head is None:
         raise LedgerInvariantError("ledger head row is missing: run `vouchers init`")
     return head
@@ -58,12 +74,14 @@ def account_balance(session: Session, name: str) -> int:
 
 
 def append(session: Session, signer, *, kind: str, region: str, actor: str,
-           refs: dict[str, str], postings: list[Posting] = (), data: dict | None = None) -> LedgerEntry:
+           refs: dict[str, str], postings: list[Posting] = (), data: dict | None = None,
+           ts: str | None = None) -> LedgerEntry:
+    """`ts` must have been read after `lock_ledger` (the domain's `lock` does
+    that): so ts never decreases along seq, and no entry can predate the key
+    rotation that happened while its request waited for the lock."""
+    started = time.perf_counter()
     head = lock_ledger(session)
-    # The timestamp is taken under the lock, not when the request began: so
-    # ts never decreases along seq, and an entry can never predate the key
-    # rotation that happened while its request waited for the lock.
-    entry = Entry(seq=head.size, ts=rfc3339(utc_now()), kind=kind, region=region, actor=actor,
+    entry = Entry(seq=head.size, ts=ts or rfc3339(utc_now()), kind=kind, region=region, actor=actor,
                   refs=refs, postings=tuple(postings), data=data or {})
     key = signer(region)
     signed = sign_entry(entry, key)
@@ -82,13 +100,14 @@ def append(session: Session, signer, *, kind: str, region: str, actor: str,
     head.size = entry.seq + 1
     session.add(head)
     session.flush()
+    LEDGER_APPEND_SECONDS.observe(time.perf_counter() - started)
     return row
 
 
 def _apply_postings(session: Session, postings) -> None:
     for posting in postings:
         for name, delta in ((posting.source, -posting.amount), (posting.destination, posting.amount)):
-            account = session.get(Account, name, with_for_update=True)
+            account = session.get(Account, name, with_for_update=True, populate_existing=True)
             if account is None:
                 account = Account(name=name, balance_fen=0)
             account.balance_fen += delta

@@ -210,3 +210,20 @@ def test_key_rotation_keeps_old_signatures_valid(fresh_app, fresh_actors):
     with fresh_app.app_context(), Session(get_engine()) as session:
         assert check_all(session) == []
     assert fresh_app.test_cli_runner().invoke(args=["keys", "rotate", "--region", "XX"]).exit_code != 0
+
+
+def test_business_timestamps_equal_their_entrys_ts(actors):
+    """redeemed_at decides a redemption's settlement period and the entry's ts its
+    reconciliation period: they are one instant, read under the ledger lock."""
+    sme, officer = actors.sme("ent-ks-003"), actors.officer("KS")
+    voucher = issue(actors)["voucher"]
+    reserved = sme.post("/redemptions", json={"voucher_id": voucher["id"], "provider_id": "prv-sh-001",
+                                              "catalog_code": "TS-01", "service_fee_fen": 2_000, "amount_fen": 1_000})
+    rid = reserved.json["id"]
+    actors.provider("prv-sh-001").post(f"/redemptions/{rid}/claim",
+                                       json={"invoice_no": "T", "service_fee_fen": 2_000, "amount_fen": 1_000})
+    sme.post(f"/redemptions/{rid}/confirm")
+    approved = officer.post(f"/redemptions/{rid}/approve").json
+    auditor = actors.auditor()
+    assert approved["redeemed_at"] == auditor.get(f"/ledger/entries/{approved['ledger']['seq']}").json["ts"]
+    assert reserved.json["reserved_at"] == auditor.get(f"/ledger/entries/{reserved.json['ledger']['seq']}").json["ts"]

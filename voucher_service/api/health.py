@@ -1,8 +1,11 @@
 """Liveness and readiness, outside the versioned API and without authentication."""
 from flask import Blueprint, current_app, jsonify
-from sqlalchemy import text
+
+from sqlmodel import Session
 
 from ..db import get_session
+from ..observability import metrics_response
+from ..tree import tree_size
 from ..keys import KeyUnavailable
 from .problems import problem
 
@@ -14,11 +17,22 @@ def healthz():
     return jsonify(status="ok")
 
 
+@blp.get("/metrics")
+def metrics():
+    engine = current_app.extensions["vouchers_engine"]
+
+    def read_tree_size():
+        with Session(engine) as session:
+            return tree_size(session)
+
+    return metrics_response(read_tree_size)
+
+
 @blp.get("/readyz")
 def readyz():
     session = get_session()
     try:
-        session.exec(text("SELECT 1"))
+        session.connection().exec_driver_sql("SELECT 1")
         key_ids = current_app.extensions["vouchers_keyring"].check_all(session)
     except KeyUnavailable as exc:
         return problem(503, f"signing keys not usable: {exc}")

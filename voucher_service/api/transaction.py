@@ -21,6 +21,7 @@ from sqlmodel import select
 from ..db import get_session
 from ..domain.context import rfc3339, utc_now
 from ..models import IdempotencyRecord
+from ..observability import record_committed_entries
 from .problems import problem
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,9 @@ def after_request(response: Response) -> Response:
                 status_code=response.status_code, content_type=response.content_type or "application/json",
                 location=response.headers.get("Location"), body=response.get_data(), created_at=rfc3339(utc_now())))
         session.commit()
+        ctx = g.get("domain_context")
+        if ctx is not None and response.status_code < 400:
+            record_committed_entries(ctx.appended)
     except IntegrityError:
         session.rollback()
         if idem:

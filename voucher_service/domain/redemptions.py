@@ -3,18 +3,17 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from .. import journal
 from ..ledger import Posting
 from ..models import EnterpriseRelatedProvider, Redemption
 from . import rules
 from .context import Context, local_date, new_id
 from .errors import NotFound
-from .registry import _append, get_catalog_item, get_provider, policy_in_effect, provider_categories
+from .registry import _append, get_catalog_item, get_provider, lock, policy_in_effect, provider_categories
 from .vouchers import get_voucher, held_account, voucher_account
 
 
 def get_redemption(ctx: Context, redemption_id: str, *, for_update: bool = False) -> Redemption:
-    redemption = ctx.session.get(Redemption, redemption_id, with_for_update=for_update)
+    redemption = ctx.session.get(Redemption, redemption_id, with_for_update=for_update, populate_existing=for_update)
     if redemption is None:
         raise NotFound("redemption", f"no redemption {redemption_id}")
     return redemption
@@ -33,7 +32,7 @@ def _refs(redemption: Redemption) -> dict:
 
 def reserve(ctx: Context, *, voucher_id: str, provider_id: str, catalog_code: str, service_fee_fen: int,
             amount_fen: int) -> Redemption:
-    journal.lock_ledger(ctx.session)
+    lock(ctx)
     voucher = get_voucher(ctx, voucher_id, for_update=True)
     provider = get_provider(ctx, provider_id)
     item = get_catalog_item(ctx, catalog_code)
@@ -78,7 +77,7 @@ def _release_postings(voucher, amount_fen: int) -> list[Posting]:
 
 def claim(ctx: Context, redemption_id: str, *, invoice_no: str, service_fee_fen: int,
           amount_fen: int) -> Redemption:
-    journal.lock_ledger(ctx.session)
+    lock(ctx)
     redemption = get_redemption(ctx, redemption_id, for_update=True)
     rules.check_transition("redemption", redemption.status, "claimed", rules.REDEMPTION_TRANSITIONS)
     provider = get_provider(ctx, redemption.provider_id)
@@ -104,7 +103,7 @@ def claim(ctx: Context, redemption_id: str, *, invoice_no: str, service_fee_fen:
 
 
 def confirm(ctx: Context, redemption_id: str) -> Redemption:
-    journal.lock_ledger(ctx.session)
+    lock(ctx)
     redemption = get_redemption(ctx, redemption_id, for_update=True)
     rules.check_transition("redemption", redemption.status, "confirmed", rules.REDEMPTION_TRANSITIONS)
     redemption.status = "confirmed"
@@ -117,7 +116,7 @@ def confirm(ctx: Context, redemption_id: str) -> Redemption:
 
 
 def approve(ctx: Context, redemption_id: str) -> Redemption:
-    journal.lock_ledger(ctx.session)
+    lock(ctx)
     redemption = get_redemption(ctx, redemption_id, for_update=True)
     rules.check_transition("redemption", redemption.status, "redeemed", rules.REDEMPTION_TRANSITIONS)
     voucher = get_voucher(ctx, redemption.voucher_id, for_update=True)
@@ -137,7 +136,7 @@ def approve(ctx: Context, redemption_id: str) -> Redemption:
 
 
 def _release(ctx: Context, redemption_id: str, target: str, reason: str | None) -> Redemption:
-    journal.lock_ledger(ctx.session)
+    lock(ctx)
     redemption = get_redemption(ctx, redemption_id, for_update=True)
     rules.check_transition("redemption", redemption.status, target, rules.REDEMPTION_TRANSITIONS)
     voucher = get_voucher(ctx, redemption.voucher_id, for_update=True)

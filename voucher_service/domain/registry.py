@@ -9,7 +9,7 @@ from .. import journal
 from ..ledger import Posting
 from ..models import (CatalogCategory, CatalogItem, Enterprise, EnterpriseRelatedProvider, Policy, Provider,
                       ProviderCategory, Region)
-from .context import Context, local_date, new_id
+from .context import Context, local_date, new_id, utc_now
 from .errors import InvalidInput, NotFound, RuleViolation
 from .uscc import uscc_problem
 
@@ -31,8 +31,16 @@ def policy_in_effect(ctx: Context, region_code: str, on: date | None = None) -> 
     return policy
 
 
+def lock(ctx: Context) -> None:
+    """Take the ledger lock, then read the clock: every timestamp the change
+    writes (reserved_at, redeemed_at, ...) equals its ledger entry's ts, and
+    settlement periods and reconciliation periods agree to the microsecond."""
+    journal.lock_ledger(ctx.session)
+    ctx.now = utc_now()
+
+
 def _append(ctx: Context, **kw):
-    row = journal.append(ctx.session, ctx.signer, actor=ctx.actor, **kw)
+    row = journal.append(ctx.session, ctx.signer, actor=ctx.actor, ts=ctx.now_str, **kw)
     ctx.appended.append(row)
     return row
 
@@ -44,7 +52,7 @@ def policy_json(p: Policy) -> dict:
 
 
 def register_region(ctx: Context, *, code, name_zh, name_en, currency, timezone) -> Region:
-    journal.lock_ledger(ctx.session)
+    lock(ctx)
     region = Region(code=code, name_zh=name_zh, name_en=name_en, currency=currency, timezone=timezone,
                     created_at=ctx.now_str)
     ctx.session.add(region)
@@ -55,7 +63,7 @@ def register_region(ctx: Context, *, code, name_zh, name_en, currency, timezone)
 
 
 def adopt_policy(ctx: Context, region_code: str, **fields) -> Policy:
-    journal.lock_ledger(ctx.session)
+    lock(ctx)
     policy = Policy(region=region_code, **fields)
     ctx.session.add(policy)
     ctx.session.flush()
@@ -65,7 +73,7 @@ def adopt_policy(ctx: Context, region_code: str, **fields) -> Policy:
 
 
 def fund_budget(ctx: Context, region_code: str, amount_fen: int) -> None:
-    journal.lock_ledger(ctx.session)
+    lock(ctx)
     _append(ctx, kind="budget.funded", region=region_code, refs={"region": region_code},
             postings=[Posting(f"treasury:{region_code}", f"budget:{region_code}", amount_fen)],
             data={"amount_fen": amount_fen})
@@ -78,7 +86,7 @@ def budget_remaining_fen(ctx: Context, region_code: str) -> int:
 # --- catalogue -------------------------------------------------------------
 
 def add_category(ctx: Context, *, code, name_zh, name_en, region) -> CatalogCategory:
-    journal.lock_ledger(ctx.session)
+    lock(ctx)
     category = CatalogCategory(code=code, name_zh=name_zh, name_en=name_en)
     ctx.session.add(category)
     ctx.session.flush()
@@ -94,7 +102,7 @@ def catalog_item_json(item: CatalogItem) -> dict:
 
 def add_catalog_item(ctx: Context, *, region, code, category, name_zh, name_en, max_subsidy_ratio_bp,
                      active=True) -> CatalogItem:
-    journal.lock_ledger(ctx.session)
+    lock(ctx)
     if ctx.session.get(CatalogCategory, category) is None:
         raise InvalidInput("category", f"unknown category '{category}'")
     if ctx.session.get(CatalogItem, code) is not None:
@@ -117,7 +125,7 @@ def get_catalog_item(ctx: Context, code: str) -> CatalogItem:
 
 
 def update_catalog_item(ctx: Context, code: str, *, region: str, changes: dict) -> CatalogItem:
-    journal.lock_ledger(ctx.session)
+    lock(ctx)
     item = get_catalog_item(ctx, code)
     if "category" in changes and ctx.session.get(CatalogCategory, changes["category"]) is None:
         raise InvalidInput("category", f"unknown category '{changes['category']}'")
@@ -152,7 +160,7 @@ def provider_categories(ctx: Context, provider_id: str) -> list[str]:
 
 def register_provider(ctx: Context, *, name, uscc, region, categories, provider_id=None,
                       status="active") -> Provider:
-    journal.lock_ledger(ctx.session)
+    lock(ctx)
     _check_uscc(uscc)
     get_region(ctx, region)
     categories = sorted(set(categories))
@@ -180,7 +188,7 @@ def get_provider(ctx: Context, provider_id: str) -> Provider:
 
 
 def set_provider_status(ctx: Context, provider_id: str, status: str) -> Provider:
-    journal.lock_ledger(ctx.session)
+    lock(ctx)
     provider = get_provider(ctx, provider_id)
     if provider.status == status:
         verb = "suspended" if status == "suspended" else "active"
@@ -203,7 +211,7 @@ def related_provider_ids(ctx: Context, enterprise_id: str) -> list[str]:
 
 def register_enterprise(ctx: Context, *, name, uscc, region, kind, related_provider_ids=(),
                         enterprise_id=None) -> Enterprise:
-    journal.lock_ledger(ctx.session)
+    lock(ctx)
     _check_uscc(uscc)
     get_region(ctx, region)
     related = sorted(set(related_provider_ids))

@@ -7,13 +7,12 @@ from datetime import date, timedelta
 from sqlalchemy import func
 from sqlmodel import select
 
-from .. import journal
 from ..ledger import Posting
 from ..models import Application, Voucher
 from . import rules
 from .context import Context, local_date, new_id
 from .errors import NotFound
-from .registry import _append, budget_remaining_fen, get_enterprise, policy_in_effect
+from .registry import _append, budget_remaining_fen, get_enterprise, lock, policy_in_effect
 
 
 def voucher_account(voucher_id: str) -> str:
@@ -25,7 +24,7 @@ def held_account(voucher_id: str) -> str:
 
 
 def submit_application(ctx: Context, *, enterprise_id: str, amount_fen: int, purpose: str) -> Application:
-    journal.lock_ledger(ctx.session)
+    lock(ctx)
     enterprise = get_enterprise(ctx, enterprise_id)
     application = Application(id=new_id("app"), enterprise_id=enterprise.id, region=enterprise.region,
                               amount_fen=amount_fen, purpose=purpose, status="submitted",
@@ -39,7 +38,7 @@ def submit_application(ctx: Context, *, enterprise_id: str, amount_fen: int, pur
 
 
 def get_application(ctx: Context, application_id: str, *, for_update: bool = False) -> Application:
-    application = ctx.session.get(Application, application_id, with_for_update=for_update)
+    application = ctx.session.get(Application, application_id, with_for_update=for_update, populate_existing=for_update)
     if application is None:
         raise NotFound("application", f"no application {application_id}")
     return application
@@ -56,7 +55,7 @@ def granted_in_year_fen(ctx: Context, enterprise_id: str, year: int) -> int:
 
 def approve_application(ctx: Context, application_id: str, *, amount_fen: int | None = None,
                         valid_until: date | None = None) -> tuple[Application, Voucher]:
-    journal.lock_ledger(ctx.session)
+    lock(ctx)
     application = get_application(ctx, application_id, for_update=True)
     rules.check_application_pending(application.status)
     amount_fen = application.amount_fen if amount_fen is None else amount_fen
@@ -92,7 +91,7 @@ def approve_application(ctx: Context, application_id: str, *, amount_fen: int | 
 
 
 def reject_application(ctx: Context, application_id: str, *, reason: str) -> Application:
-    journal.lock_ledger(ctx.session)
+    lock(ctx)
     application = get_application(ctx, application_id, for_update=True)
     rules.check_transition("application", application.status, "rejected", rules.APPLICATION_TRANSITIONS)
     application.status = "rejected"
@@ -108,7 +107,7 @@ def reject_application(ctx: Context, application_id: str, *, reason: str) -> App
 
 
 def get_voucher(ctx: Context, voucher_id: str, *, for_update: bool = False) -> Voucher:
-    voucher = ctx.session.get(Voucher, voucher_id, with_for_update=for_update)
+    voucher = ctx.session.get(Voucher, voucher_id, with_for_update=for_update, populate_existing=for_update)
     if voucher is None:
         raise NotFound("voucher", f"no voucher {voucher_id}")
     return voucher
@@ -130,7 +129,7 @@ def _close_voucher(ctx: Context, voucher: Voucher, status: str, kind: str, data:
 
 
 def void_voucher(ctx: Context, voucher_id: str, *, reason: str) -> Voucher:
-    journal.lock_ledger(ctx.session)
+    lock(ctx)
     voucher = get_voucher(ctx, voucher_id, for_update=True)
     if voucher.status not in ("active", "exhausted"):
         raise rules.RuleViolation("state_machine", f"state machine: a voucher that is '{voucher.status}' cannot be voided")
@@ -144,7 +143,7 @@ def expire_vouchers(ctx: Context, as_of: date) -> list[Voucher]:
     Open redemptions keep their hold: the service may already have been
     delivered, so they can still be redeemed (or released) after expiry.
     """
-    journal.lock_ledger(ctx.session)
+    lock(ctx)
     due = ctx.session.exec(
         select(Voucher).where(Voucher.status.in_(("active", "exhausted")), Voucher.valid_until < as_of)
         .order_by(Voucher.id).with_for_update()).all()

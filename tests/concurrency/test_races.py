@@ -1,0 +1,160 @@
+"""Races through a real multi-process server (4 gunicorn workers) on the test
+database (SQLite, or PostgreSQL with VOUCHERS_TEST_DATABASE_URL): the database
+alone serialises what must be serial."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlmodel import Session, func, select
+
+from conftest import Actors
+from voucher_service.db import get_engine
+from voucher_service.invariants import check_all
+from voucher_service.models import Application, SettlementRedemption, Voucher
+from voucher_service.tree import tree_size
+
+from concurrency.server import Server
+
+THREADS = 40
+
+
+@pytest.fixture(scope="module")
+def server(databases, tmp_path_factory):
+    url = databases.clone()
+    app = databases.app(url)
+    srv = Server(url, databases.keys_dir, str(tmp_path_factory.mktemp("gunicorn") / "server.log")).start()
+    srv.app = app
+    srv.actors = Actors(app)
+    yield srv
+    srv.stop()
+    with app.app_context():
+        get_engine().dispose()
+    databases.drop(url)
+
+
+def race(calls):
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        return list(pool.map(lambda call: call(), calls))
+
+
+def db(server):
+    return server.app.app_context()
+
+
+def issue(server, enterprise="ent-ks-003", region="KS", amount_fen=100_000):
+    sme = server.actors.token("sme", enterprise_id=enterprise)
+    officer = server.actors.token("officer", region=region)
+    status, application = server.api("POST", "/applications", sme, {"amount_fen": amount_fen, "purpose": "race"})
+    assert status == 201, application
+    status, approved = server.api("POST", f"/applications/{application['id']}/approve", officer, {})
+    assert status == 200, approved
+    return sme, officer, approved["voucher"]
+
+
+def test_forty_reservations_against_room_for_ten(server):
+    sme, _officer, voucher = issue(server, amount_fen=100_000)
+    body = {"voucher_id": voucher["id"], "provider_id": "prv-sh-001", "catalog_code": "TS-01",
+            "service_fee_fen": 20_000, "amount_fen": 10_000}
+    results = race([lambda: server.api("POST", "/redemptions", sme, body) for _ in range(40)])
+    statuses = sorted(status for status, _ in results)
+    assert statuses.count(201) == 10 and statuses.count(409) == 30, [r for r in results if r[0] not in (201, 409)][:3]
+    assert all(b["rule"] == "available_balance" for s, b in results if s == 409)
+    status, after = server.api("GET", f"/vouchers/{voucher['id']}", sme)
+    assert (after["available_fen"], after["held_fen"]) == (0, 100_000), after
+    with db(server), Session(get_engine()) as session:
+        assert check_all(session) == []
+
+
+def test_racing_approvals_issue_one_voucher(server):
+    sme = server.actors.token("sme", enterprise_id="ent-sh-001")
+    status, application = server.api("POST", "/applications", sme, {"amount_fen": 50_000, "purpose": "race"})
+    assert status == 201
+    officers = [server.actors.token("officer", region="SH") for _ in range(12)]
+    results = race([lambda t=t: server.api("POST", f"/applications/{application['id']}/approve", t, {})
+                    for t in officers])
+    statuses = sorted(status for status, _ in results)
+    assert statuses.count(200) == 1 and statuses.count(409) == 11, statuses
+    with db(server), Session(get_engine()) as session:
+        count = session.exec(select(func.count()).select_from(Voucher)
+                             .where(Voucher.application_id == application["id"])).one()
+        assert count == 1
+
+
+def test_racing_replays_of_one_idempotency_key_have_one_effect(server):
+    sme = server.actors.token("sme", enterprise_id="ent-wj-001")
+    body = {"amount_fen": 12_345, "purpose": "the same request, sent 30 times at once"}
+    results = race([lambda: server.api("POST", "/applications", sme, body, {"Idempotency-Key": "race-1"})
+                    for _ in range(30)])
+    assert {status for status, _ in results} == {201}, results
+    assert len({b["id"] for _, b in results}) == 1
+    with db(server), Session(get_engine()) as session:
+        count = session.exec(select(func.count()).select_from(Application)
+                             .where(Application.purpose == body["purpose"])).one()
+        assert count == 1
+
+
+def test_racing_settlement_creation_puts_every_redemption_in_one_batch(server):
+    sme, officer, voucher = issue(server, enterprise="ent-ks-001", amount_fen=200_000)
+    provider = server.actors.token("provider", provider_id="prv-sh-001")
+    redeemed = []
+    for _ in range(5):
+        status, r = server.api("POST", "/redemptions", sme, {
+            "voucher_id": voucher["id"], "provider_id": "prv-sh-001", "catalog_code": "TS-01",
+            "service_fee_fen": 20_000, "amount_fen": 10_000})
+        assert status == 201, r
+        assert server.api("POST", f"/redemptions/{r['id']}/claim", provider,
+                          {"invoice_no": "R", "service_fee_fen": 20_000, "amount_fen": 10_000})[0] == 200
+        assert server.api("POST", f"/redemptions/{r['id']}/confirm", sme)[0] == 200
+        assert server.api("POST", f"/redemptions/{r['id']}/approve", officer)[0] == 200
+        redeemed.append(r["id"])
+    month = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    finance = [server.actors.token("finance", region="KS") for _ in range(8)]
+    results = race([lambda t=t: server.api("POST", "/settlements", t, {"period": month}) for t in finance])
+    created = [b for s, b in results if s == 201]
+    assert len(created) >= 1 and all(s in (201, 409) for s, _ in results), results
+    with db(server), Session(get_engine()) as session:
+        rows = session.exec(select(SettlementRedemption.redemption_id, SettlementRedemption.settlement_id)
+                            .where(SettlementRedemption.redemption_id.in_(redeemed))).all()
+    batches_of = {}
+    for redemption_id, settlement_id in rows:
+        batches_of.setdefault(redemption_id, set()).add(settlement_id)
+    assert set(batches_of) == set(redeemed)
+    assert all(len(batches) == 1 for batches in batches_of.values()), batches_of
+
+
+def metric(text: str, name: str, **labels) -> float:
+    """Sum of the samples of `name` whose labels include `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name) or line.startswith("#"):
+            continue
+        series, _, value = line.rpartition(" ")
+        if all(f'{k}="{v}"' in series for k, v in labels.items()) and (
+                series == name or series.startswith(name + "{")):
+            total += float(value)
+    return total
+
+
+def scrape(server) -> str:
+    status, body = server.request("GET", "/metrics")
+    assert status == 200
+    return body.decode() if isinstance(body, bytes) else str(body)
+
+
+def test_metrics_add_up_across_workers(server):
+    before = scrape(server)
+    health_before = metric(before, "vouchers_http_request_duration_seconds_count", route="/healthz")
+    appends_before = metric(before, "vouchers_ledger_appends_total")
+    race([lambda: server.request("GET", "/healthz") for _ in range(60)])
+    issue(server, enterprise="ent-sh-002", region="SH", amount_fen=1_000)  # two entries
+    # Whichever of the 4 workers answers, the scrape sums all of them.
+    for _ in range(4):
+        after = scrape(server)
+        assert metric(after, "vouchers_http_request_duration_seconds_count", route="/healthz") == health_before + 60
+        assert metric(after, "vouchers_ledger_appends_total") == appends_before + 2
+        assert metric(after, "vouchers_ledger_append_duration_seconds_count") >= appends_before + 2
+    with db(server), Session(get_engine()) as session:
+        assert metric(after, "vouchers_ledger_tree_size") == tree_size(session)
