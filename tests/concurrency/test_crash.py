@@ -14,7 +14,7 @@ from voucher_service.invariants import check_all
 from voucher_service.ledger.verify import load_keys, verify_export
 from voucher_service.models import Application, Voucher
 
-from concurrency.server import Server
+from server import Server
 
 WRITERS = 8
 LOAD_BEFORE_KILL_S = 2.0

@@ -16,7 +16,7 @@ from voucher_service.invariants import check_all
 from voucher_service.models import Application, SettlementRedemption, Voucher
 from voucher_service.tree import tree_size
 
-from concurrency.server import Server
+from server import Server
 
 THREADS = 40
 

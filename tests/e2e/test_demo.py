@@ -7,99 +7,29 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 
-import gunicorn
 import pytest
+
+from server import free_port, fresh_server
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
-GUNICORN = os.path.join(BIN, "gunicorn")
 VOUCHERS = os.path.join(BIN, "vouchers")
-READY_TIMEOUT_S = 20
 COMMAND_TIMEOUT_S = 120
-# gunicorn >= 25.1 opens a control socket at one per-user path; a test server must not take it
-# over from (or remove it under) a developer's running server.
-GUNICORN_ISOLATION = ["--no-control-socket"] if gunicorn.version_info >= (25, 1) else []
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _environment(tmp) -> dict:
-    # Nothing from the caller's configuration (a DATABASE_URL, demo tokens...) may leak in.
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith("VOUCHERS_") and name != "DATABASE_URL"}
-    env.update({
-        "DATABASE_URL": f"sqlite:///{tmp / 'v.db'}",
-        "VOUCHERS_KEYS_DIR": str(tmp / "keys"),
-        "VOUCHERS_KEY_PASSPHRASE": "test",
-        "VOUCHERS_SEEDS": os.path.join(REPO, "seeds"),
-    })
-    return env
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:
-            return response.status == 200
-    except urllib.error.HTTPError as error:
-        error.close()
-        return False
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-        return False
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A gunicorn server (2 workers) on a free port, over a freshly initialised database."""
-    tmp = tmp_path_factory.mktemp("e2e")
-    env = _environment(tmp)
-    init = subprocess.run([VOUCHERS, "init"], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=COMMAND_TIMEOUT_S)
-    assert init.returncode == 0, init.stdout + init.stderr
-
-    log_path = tmp / "gunicorn.log"
-    with open(log_path, "wb") as log:
-        process = None
-        try:
-            for _attempt in range(3):  # another process may take the free port before gunicorn binds it
-                port = _free_port()
-                url = f"http://127.0.0.1:{port}"
-                process = subprocess.Popen(
-                    [GUNICORN, "--workers", "2", "--bind", f"127.0.0.1:{port}", *GUNICORN_ISOLATION, "wsgi:app"],
-                    cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-                deadline = time.monotonic() + READY_TIMEOUT_S
-                while time.monotonic() < deadline and process.poll() is None and not _ready(url):
-                    time.sleep(0.2)
-                if process.poll() is None and _ready(url):
-                    break
-                _stop(process)
-            else:
-                pytest.fail(f"gunicorn did not become ready within {READY_TIMEOUT_S} s:\n"
-                            + log_path.read_text(errors="replace")[-4000:])
-            yield url, env
-        finally:
-            if process is not None:
-                _stop(process)
+def server(databases, tmp_path_factory):
+    """A gunicorn server (2 workers) over a new database that `vouchers init` set up
+    (SQLite, or PostgreSQL under VOUCHERS_TEST_DATABASE_URL)."""
+    srv = fresh_server(databases, tmp_path_factory.mktemp("e2e"), workers=2)
+    try:
+        yield srv.base, srv.env
+    finally:
+        srv.stop()
+        databases.drop(srv.database_url)
 
 
 def _demo(url: str, env: dict) -> subprocess.CompletedProcess:
@@ -213,6 +143,6 @@ def test_demo_can_run_again_on_the_same_server(server):
 
 def test_demo_fails_clearly_when_the_server_is_unreachable(server):
     _url, env = server
-    result = _demo(f"http://127.0.0.1:{_free_port()}", env)
+    result = _demo(f"http://127.0.0.1:{free_port()}", env)
     assert result.returncode != 0
     assert "cannot reach the server" in result.stderr

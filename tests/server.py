@@ -96,3 +96,18 @@ class Server:
 
     def api(self, method, path, token=None, body=None, headers=None):
         return self.request(method, "/api/v1" + path, token=token, body=body, headers=headers)
+
+
+def fresh_server(databases, directory, workers: int = 2) -> Server:
+    """A server over a new, empty database that `vouchers init` sets up, as a user would."""
+    database_url = databases.empty()
+    keys_dir = os.path.join(str(directory), "keys")
+    env = server_env(database_url, keys_dir)
+    init = subprocess.run([os.path.join(BIN, "vouchers"), "init"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=REQUEST_TIMEOUT_S)
+    if init.returncode != 0:
+        databases.drop(database_url)
+        raise RuntimeError(f"vouchers init failed: {init.stdout}{init.stderr}")
+    server = Server(database_url, keys_dir, os.path.join(str(directory), "gunicorn.log"), workers=workers)
+    server.database_url = database_url
+    return server.start()
