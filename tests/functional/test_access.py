@@ -9,6 +9,7 @@ Convention checked throughout: a principal that may not even *see* a resource ge
 from __future__ import annotations
 
 import itertools
+import os
 import secrets
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -16,10 +17,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import Session, func, select
 
-from voucher_service import auth
+from voucher_service import access, auth
 from voucher_service.db import get_engine
 from voucher_service.domain.uscc import uscc_check_char, uscc_problem
 from voucher_service.models import LedgerEntry
+
+from conftest import REPO
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -373,9 +376,19 @@ def _call(client, method, path, body):
     return client.post(path, json=body)
 
 
+def endpoint_for(app, method: str, path: str) -> str:
+    return app.url_map.bind("localhost").match("/api/v1" + path.split("?")[0], method)[0]
+
+
 @pytest.mark.parametrize("op, name, expected", CASES)
 def test_role_matrix(app, who, op, name, expected):
     method, template, setup, body_factory = OPERATIONS[op]
+    endpoint = endpoint_for(app, method, template.replace("{id}", "0"))
+    if not access.is_public(endpoint) and PRINCIPALS[name][0] not in access.allowed_roles(endpoint):
+        # The policy table refuses this role before the view: the matrix above must
+        # agree that it may not act here, and the answer is then always 403.
+        assert expected >= 400, f"the access table refuses {name} what the matrix grants on {op}"
+        expected = 403
     # A success changes state, so it gets an object of its own; refusals share one.
     target = _target(who, setup, fresh=expected < 300)
     path = template.format(**target)
@@ -389,6 +402,24 @@ def test_role_matrix(app, who, op, name, expected):
         assert r.status_code == expected, (r.status_code, r.get_json())
         if method == "GET":
             assert ledger_size(app) == before
+
+
+def test_every_registered_route_has_an_access_policy(app):
+    """A new route without a row in voucher_service/access.py fails here (and is refused to everyone)."""
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    missing = sorted(e for e in endpoints if e not in access.POLICY and e not in access.UNVERSIONED_PUBLIC)
+    assert not missing, missing
+    stale = sorted(set(access.POLICY) - endpoints)
+    assert not stale, stale
+    for endpoint, row in access.POLICY.items():
+        assert row == access.PUBLIC or (row and set(row) <= set(access.ROLES)), endpoint
+        assert row == access.PUBLIC or set(row.values()) <= set(access.RULES), endpoint
+
+
+def test_docs_access_page_is_the_table(app):
+    with open(os.path.join(REPO, "docs", "access.md"), encoding="utf-8") as handle:
+        assert handle.read() == access.render_markdown(access.api_routes(app)), \
+            "docs/access.md is stale: python -m voucher_service.access > docs/access.md"
 
 
 CONCRETE_IDS = {"{id}", "KS", "TS-01", "prv-ks-002", "ent-ks-003"}

@@ -399,14 +399,13 @@ def test_auditor_may_read_but_not_approve(fresh_app, fresh_actors, ks_sh_batch):
 
 @pytest.mark.parametrize("region", ["KS", "SH", "WJ"])
 def test_programme_officer_may_not_approve(fresh_app, fresh_actors, ks_sh_batch, region):
-    """Refused, and nothing changes. The status is 404 (the batch is hidden from every role but
-    finance of a touched region, auditor and admin), as tests/functional/test_access.py's role
-    matrix has it; the brief asked for 403 here: see the report."""
+    """Refused before the batch is even looked up (the access table gives settlements to
+    finance officers, auditors and admins only), and nothing changes."""
     _creator, batch = ks_sh_batch
     officer = fresh_actors.officer(region)
     with nothing_changes(fresh_app):
-        assert_problem(officer.post(f"/settlements/{batch['id']}/approve"), 404)
-        assert_problem(officer.post(f"/settlements/{batch['id']}/execute"), 404)
+        assert_problem(officer.post(f"/settlements/{batch['id']}/approve"), 403)
+        assert_problem(officer.post(f"/settlements/{batch['id']}/execute"), 403)
         assert_problem(officer.post("/settlements", json={"period": current_month()}), 403)
         assert_problem(officer.get("/settlements"), 403)
     assert fresh_actors.finance("KS").get(f"/settlements/{batch['id']}").get_json()["approvals"] == []

@@ -10,7 +10,7 @@ from flask_smorest import Api
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from .. import auth
+from .. import access, auth
 from ..db import get_session, read_only
 from ..domain.errors import InvalidInput, NotFound, RuleViolation
 from ..journal import LedgerInvariantError
@@ -43,27 +43,25 @@ class ProblemApi(Api):
         return problem(error.code or 500, detail, errors=errors, headers=headers)
 
 
-PUBLIC_API_PREFIXES = tuple(API_PREFIX + path for path in ("/ledger/checkpoint", "/ledger/keys", "/ledger/proofs/"))
-
-
 def _load_principal():
     g.principal = None
     header = request.headers.get("Authorization")
-    if header is None:
-        # Authenticate before the body is parsed: an anonymous caller learns
-        # nothing about a route's fields from its validation messages.
-        if (request.path.startswith(API_PREFIX + "/") and request.url_rule is not None
-                and not request.path.startswith(PUBLIC_API_PREFIXES)):
-            return problem(401, "a valid bearer token is required",
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return problem(401, "Authorization must be 'Bearer <token>'",
                            headers={"WWW-Authenticate": 'Bearer realm="vouchers"'})
-        return None
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return problem(401, "Authorization must be 'Bearer <token>'", headers={"WWW-Authenticate": 'Bearer realm="vouchers"'})
-    g.principal = auth.authenticate(get_session(), token.strip())
-    if g.principal is None:
-        return problem(401, "the token is unknown, expired or revoked",
-                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        g.principal = auth.authenticate(get_session(), token.strip())
+        if g.principal is None:
+            return problem(401, "the token is unknown, expired or revoked",
+                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    # The access policy's role gate, before the body is parsed: a caller that
+    # may not use a route learns nothing of its fields from validation errors.
+    refused = access.gate(request.endpoint, g.principal)
+    if refused is not None:
+        status, reason = refused
+        headers = {"WWW-Authenticate": 'Bearer realm="vouchers"'} if status == 401 else None
+        return problem(status, reason, headers=headers)
     return None
 
 
