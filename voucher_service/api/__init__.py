@@ -1,12 +1,13 @@
 """The HTTP API: flask-smorest blueprints over the domain, problem+json errors."""
 from __future__ import annotations
 
+import http
 import logging
-import os
 
 import swagger_ui_bundle
 from flask import g, request, send_from_directory
 from flask_smorest import Api
+from marshmallow import Schema, fields
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -15,7 +16,7 @@ from ..db import get_session, read_only
 from ..domain.errors import InvalidInput, NotFound, RuleViolation
 from ..journal import LedgerInvariantError
 from . import transaction
-from .problems import flatten_validation_messages, problem, rule_type
+from .problems import PROBLEM_JSON, flatten_validation_messages, problem, rule_type
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,32 @@ API_PREFIX = "/api/v1"
 DOCS_ASSETS_PATH = "/docs/assets/"
 
 
+class ProblemSchema(Schema):
+    """RFC 9457 problem details, as every error of this API is shaped."""
+    type = fields.String(required=True, metadata={"description": "URI reference naming the kind of problem; "
+                                                                 "urn:vouchers:problem:<rule> for a programme rule"})
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String()
+    errors = fields.Dict(metadata={"description": "422: messages per field"})
+    rule = fields.String(metadata={"description": "409: the rule of the programme the request would break"})
+
+
 class ProblemApi(Api):
-    """flask-smorest with every HTTP error rendered as RFC 9457 problem+json."""
+    """flask-smorest with every HTTP error rendered, and documented, as RFC 9457 problem+json."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_responses(self):
+        # As flask-smorest's, but errors are documented as application/problem+json.
+        for status in http.HTTPStatus:
+            response = {"description": status.phrase}
+            if status >= 400:
+                response["content"] = {PROBLEM_JSON: {"schema": ProblemSchema}}
+            self.spec.components.response(status.name, response, lazy=True)
+        self.spec.components.response("DEFAULT_ERROR", {
+            "description": "Any error: RFC 9457 problem details",
+            "content": {PROBLEM_JSON: {"schema": ProblemSchema}}}, lazy=True)
 
     def handle_http_exception(self, error: HTTPException):
         data = getattr(error, "data", None) or {}
