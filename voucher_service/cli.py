@@ -1,7 +1,6 @@
 """The `vouchers` command line: a Flask CLI group."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 from datetime import date

@@ -12,15 +12,13 @@ import itertools
 import os
 import secrets
 from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 import pytest
-from sqlmodel import Session, func, select
+from sqlmodel import Session
 
 from voucher_service import access, auth
 from voucher_service.db import get_engine
-from voucher_service.domain.uscc import uscc_check_char, uscc_problem
-from voucher_service.models import LedgerEntry
+from helpers import assert_problem, current_month, ledger_size, make_uscc
 
 from conftest import REPO
 
@@ -46,34 +44,6 @@ PRINCIPALS = {
 EVERYONE = list(PRINCIPALS)
 
 _counter = itertools.count(1)
-
-
-def assert_problem(response, status):
-    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
-    assert response.mimetype == PROBLEM_JSON, response.headers
-    body = response.get_json()
-    assert body["status"] == status
-    assert isinstance(body["type"], str) and body["type"]
-    assert isinstance(body["title"], str) and body["title"]
-    assert isinstance(body.get("detail"), str) and body["detail"]
-    return body
-
-
-def make_uscc(division: str = "320583") -> str:
-    """A fresh, valid GB 32100 code (GB 11714 organisation code check included)."""
-    org = f"{secrets.randbelow(10**8):08d}"
-    total = sum(int(c) * w for c, w in zip(org, (3, 7, 9, 10, 5, 8, 4, 2)))
-    check = 11 - total % 11
-    org += {10: "X", 11: "0"}.get(check, str(check))
-    first17 = "91" + division + org
-    code = first17 + uscc_check_char(first17)
-    assert uscc_problem(code) is None, code
-    return code
-
-
-def ledger_size(app) -> int:
-    with app.app_context(), Session(get_engine()) as session:
-        return session.exec(select(func.count()).select_from(LedgerEntry)).one()
 
 
 @pytest.fixture(scope="module")
@@ -160,10 +130,6 @@ def setup_catalog_item(who):
 
 def setup_world(_who):
     return {"id": None}
-
-
-def current_month() -> str:
-    return datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
 
 
 def setup_redeemed(who):

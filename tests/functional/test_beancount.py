@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -25,6 +24,8 @@ from voucher_service import tree
 from voucher_service.db import get_engine, read_only
 from voucher_service.models import Account, LedgerEntry
 
+from helpers import current_month, ok
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BEAN_CHECK = os.path.join(os.path.dirname(sys.executable), "bean-check")
 ACCOUNT_NAME = re.compile(r"^(Assets|Liabilities|Equity|Income|Expenses)(:[A-Z0-9][A-Za-z0-9-]*)+$")
@@ -35,15 +36,6 @@ requires_bean_check = pytest.mark.skipif(not os.path.exists(BEAN_CHECK),
 
 def bean_check(path) -> subprocess.CompletedProcess:
     return subprocess.run([BEAN_CHECK, str(path)], capture_output=True, text=True, timeout=60)
-
-
-def ok(response, status=200):
-    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
-    return response.get_json()
-
-
-def current_month() -> str:
-    return datetime.now(SHANGHAI).strftime("%Y-%m")
 
 
 def run_lifecycle(actors) -> dict:

@@ -11,41 +11,11 @@ from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
 import pytest
-from sqlmodel import Session, func, select
 
-from voucher_service.db import get_engine
-from voucher_service.domain.uscc import uscc_check_char, uscc_problem
-from voucher_service.models import LedgerEntry
+
+from helpers import assert_problem, ledger_size, make_uscc
 
 PROBLEM_JSON = "application/problem+json"
-
-
-def assert_problem(response, status):
-    assert response.status_code == status, (response.status_code, response.get_data(as_text=True)[:500])
-    assert response.mimetype == PROBLEM_JSON, response.headers
-    body = json.loads(response.get_data(as_text=True))
-    assert body["status"] == status
-    assert isinstance(body["type"], str) and body["type"]
-    assert isinstance(body["title"], str) and body["title"]
-    assert isinstance(body.get("detail"), str) and body["detail"]
-    return body
-
-
-def ledger_size(app) -> int:
-    with app.app_context(), Session(get_engine()) as session:
-        return session.exec(select(func.count()).select_from(LedgerEntry)).one()
-
-
-def make_uscc(division: str = "320583") -> str:
-    """A fresh valid code; its organisation code starts with letters, as many real ones do ("MA...")."""
-    org = f"MA{secrets.randbelow(10**6):06d}"
-    total = sum((int(c) if c.isdigit() else ord(c) - 55) * w for c, w in zip(org, (3, 7, 9, 10, 5, 8, 4, 2)))
-    check = 11 - total % 11
-    org += {10: "X", 11: "0"}.get(check, str(check))
-    first17 = "91" + division + org
-    code = first17 + uscc_check_char(first17)
-    assert uscc_problem(code) is None
-    return code
 
 
 def wrong_check_character(code: str) -> str:
@@ -76,7 +46,7 @@ def redemption_body(world, **changes):
 
 
 def provider_body(**changes):
-    return {"name": "Provider under test", "uscc": make_uscc(), "region": "KS", "categories": ["testing"],
+    return {"name": "Provider under test", "uscc": make_uscc(letters=True), "region": "KS", "categories": ["testing"],
             **changes}
 
 
@@ -129,19 +99,19 @@ BAD_INPUT = [
     ("reject-without-reason", "officer", "POST", "/applications/{application}/reject", {}, 422, "reason"),
     ("void-reason-too-long", "officer", "POST", "/vouchers/{voucher}/void", {"reason": "r" * 501}, 422, "reason"),
     ("uscc-bad-check-character", "officer", "POST", "/providers",
-     lambda w: provider_body(uscc=wrong_check_character(make_uscc())), 422, "uscc"),
-    ("uscc-lowercase", "officer", "POST", "/providers", lambda w: provider_body(uscc=make_uscc().lower()), 422,
+     lambda w: provider_body(uscc=wrong_check_character(make_uscc(letters=True))), 422, "uscc"),
+    ("uscc-lowercase", "officer", "POST", "/providers", lambda w: provider_body(uscc=make_uscc(letters=True).lower()), 422,
      "uscc"),
-    ("uscc-too-short", "officer", "POST", "/providers", lambda w: provider_body(uscc=make_uscc()[:17]), 422, "uscc"),
+    ("uscc-too-short", "officer", "POST", "/providers", lambda w: provider_body(uscc=make_uscc(letters=True)[:17]), 422, "uscc"),
     ("uscc-bad-check-on-enterprise", "officer", "POST", "/enterprises",
-     lambda w: {"name": "E", "uscc": wrong_check_character(make_uscc()), "region": "KS", "kind": "team"}, 422,
+     lambda w: {"name": "E", "uscc": wrong_check_character(make_uscc(letters=True)), "region": "KS", "kind": "team"}, 422,
      "uscc"),
     ("enterprise-bad-kind", "officer", "POST", "/enterprises",
-     lambda w: {"name": "E", "uscc": make_uscc(), "region": "KS", "kind": "cooperative"}, 422, "kind"),
+     lambda w: {"name": "E", "uscc": make_uscc(letters=True), "region": "KS", "kind": "cooperative"}, 422, "kind"),
     ("provider-unknown-category", "officer", "POST", "/providers", lambda w: provider_body(categories=["astrology"]),
      422, "categories"),
     ("enterprise-unknown-related-provider", "officer", "POST", "/enterprises",
-     lambda w: {"name": "E", "uscc": make_uscc(), "region": "KS", "kind": "enterprise",
+     lambda w: {"name": "E", "uscc": make_uscc(letters=True), "region": "KS", "kind": "enterprise",
                 "related_provider_ids": ["prv-nope"]}, 422, "related_provider_ids"),
     ("redemption-unknown-provider", "sme", "POST", "/redemptions", lambda w: redemption_body(w, provider_id="prv-x"),
      404, None),
@@ -407,7 +377,7 @@ CREATIONS = {
                 "code"),
     "provider": ("officer", "/providers", lambda w: provider_body(), "id"),
     "enterprise": ("officer", "/enterprises",
-                   lambda w: {"name": "New SME", "uscc": make_uscc(), "region": "KS", "kind": "enterprise"}, "id"),
+                   lambda w: {"name": "New SME", "uscc": make_uscc(letters=True), "region": "KS", "kind": "enterprise"}, "id"),
     "application": ("sme", "/applications", lambda w: dict(APPLICATION), "id"),
     "redemption": ("sme", "/redemptions", lambda w: redemption_body(w), "id"),
 }

@@ -8,29 +8,20 @@ size and the balances before and after.
 from __future__ import annotations
 
 import json
-import secrets
 from contextlib import contextmanager
 
 import pytest
-from sqlmodel import Session, func, select
+from sqlmodel import Session, select
 
 from voucher_service.db import get_engine
-from voucher_service.domain.uscc import uscc_check_char, uscc_problem
-from voucher_service.models import Account, LedgerEntry, SigningKeyRecord
+from voucher_service.models import LedgerEntry, SigningKeyRecord
+
+from helpers import account_balances, assert_problem, ledger_size, make_uscc, ok
 
 PROBLEM_JSON = "application/problem+json"
 
 
 # --- helpers ------------------------------------------------------------------------
-
-def assert_problem(response, status):
-    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
-    assert response.mimetype == PROBLEM_JSON, response.headers
-    body = response.get_json()
-    assert body["status"] == status
-    assert body["type"] and body["title"] and isinstance(body.get("detail"), str)
-    return body
-
 
 def assert_rule(response, rule: str, *phrases: str):
     """A 409 whose `rule` member is `rule` and whose detail names it in words."""
@@ -39,21 +30,6 @@ def assert_rule(response, rule: str, *phrases: str):
     detail = body["detail"].lower()
     assert any(phrase in detail for phrase in phrases), (phrases, body["detail"])
     return body
-
-
-def ok(response, status=200):
-    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
-    return response.get_json()
-
-
-def ledger_size(app) -> int:
-    with app.app_context(), Session(get_engine()) as session:
-        return session.exec(select(func.count()).select_from(LedgerEntry)).one()
-
-
-def account_balances(app) -> dict[str, int]:
-    with app.app_context(), Session(get_engine()) as session:
-        return {a.name: a.balance_fen for a in session.exec(select(Account)).all()}
 
 
 def balances(client, voucher_id):
@@ -107,17 +83,6 @@ class LedgerWatch:
 
 def postings(entry) -> list[tuple[str, str, int]]:
     return [(p["source"], p["destination"], p["amount"]) for p in entry["postings"]]
-
-
-def make_uscc(division: str) -> str:
-    org = f"{secrets.randbelow(10**8):08d}"
-    total = sum(int(c) * w for c, w in zip(org, (3, 7, 9, 10, 5, 8, 4, 2)))
-    check = 11 - total % 11
-    org += {10: "X", 11: "0"}.get(check, str(check))
-    first17 = "91" + division + org
-    code = first17 + uscc_check_char(first17)
-    assert uscc_problem(code) is None
-    return code
 
 
 def apply(sme, amount_fen, purpose="innovation services"):

@@ -24,6 +24,8 @@ from voucher_service.ledger import statement as offline
 from voucher_service.ledger.statement import StatementChecksFailed, StatementError, verify_statement
 from voucher_service.models import LedgerEntry
 
+from helpers import assert_problem, current_month, ok
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PROBLEM_JSON = "application/problem+json"
 KS_SME, KS_OTHER_SME = "ent-ks-003", "ent-ks-001"
@@ -37,21 +39,12 @@ REQUIRED_CHECKS = {"accounts_replay_vs_stored", "budget_replay_vs_stored", "vouc
                    "balances_sum_to_zero"}
 
 
-def current_month() -> str:
-    return datetime.now(SHANGHAI).strftime("%Y-%m")
-
-
 def next_month() -> str:
     today = datetime.now(SHANGHAI).date()
     return (today.replace(day=1) + timedelta(days=32)).strftime("%Y-%m")
 
 
 # --- driving the lifecycle through the API ----------------------------------------------
-
-def ok(response, status=200):
-    assert response.status_code == status, (response.status_code, response.get_json())
-    return response.get_json()
-
 
 def issue(actors, enterprise_id, amount_fen):
     application = ok(actors.sme(enterprise_id).post("/applications", json={"amount_fen": amount_fen,
@@ -120,14 +113,6 @@ def position(statement: dict, part: str, source: str, target: str) -> int:
     rows = [p for p in statement["positions"][part] if (p["from"], p["to"]) == (source, target)]
     assert len(rows) == 1, statement["positions"][part]
     return rows[0]["amount_fen"]
-
-
-def assert_problem(response, status):
-    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
-    assert response.mimetype == PROBLEM_JSON
-    body = response.get_json()
-    assert body["status"] == status and body["detail"]
-    return body
 
 
 def tree_size(app) -> int:

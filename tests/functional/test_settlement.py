@@ -11,17 +11,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-import secrets
 from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlmodel import Session, func, select
+from sqlmodel import Session
 
 from voucher_service.db import get_engine
-from voucher_service.domain.uscc import uscc_check_char, uscc_problem
-from voucher_service.models import Account, LedgerEntry, Redemption
+from voucher_service.models import Account, Redemption
+
+from helpers import account_balances, assert_problem, current_month, ledger_size, make_uscc, ok
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PROBLEM_JSON = "application/problem+json"
@@ -48,10 +48,6 @@ def month_label(day: date) -> str:
 
 def quarter_label(day: date) -> str:
     return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
-
-
-def current_month() -> str:
-    return month_label(now_local())
 
 
 def current_quarter() -> str:
@@ -86,34 +82,11 @@ def rfc3339(moment: datetime) -> str:
 
 # --- HTTP helpers ---------------------------------------------------------------------
 
-def assert_problem(response, status):
-    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
-    assert response.mimetype == PROBLEM_JSON, response.headers
-    body = response.get_json()
-    assert body["status"] == status
-    return body
-
-
 def assert_rule(response, rule: str):
     body = assert_problem(response, 409)
     assert body.get("rule") == rule, body
     assert rule.replace("_", " ") in body["detail"].lower(), body["detail"]
     return body
-
-
-def ok(response, status=200):
-    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
-    return response.get_json()
-
-
-def ledger_size(app) -> int:
-    with app.app_context(), Session(get_engine()) as session:
-        return session.exec(select(func.count()).select_from(LedgerEntry)).one()
-
-
-def account_balances(app) -> dict[str, int]:
-    with app.app_context(), Session(get_engine()) as session:
-        return {a.name: a.balance_fen for a in session.exec(select(Account)).all()}
 
 
 def balance(app, name: str) -> int:
@@ -269,17 +242,6 @@ def test_acceptance_ks_voucher_redeemed_in_sh_is_settled_and_paid(fresh_app, fre
     assert balance(app, f"payable:KS:{SH_PROVIDER}") == 0
     assert balance(app, f"paid:{SH_PROVIDER}") - paid_before == amount
     assert sum(account_balances(app).values()) == 0
-
-
-def make_uscc(division: str) -> str:
-    org = f"{secrets.randbelow(10**8):08d}"
-    total = sum(int(c) * w for c, w in zip(org, (3, 7, 9, 10, 5, 8, 4, 2)))
-    check = 11 - total % 11
-    org += {10: "X", 11: "0"}.get(check, str(check))
-    first17 = "91" + division + org
-    code = first17 + uscc_check_char(first17)
-    assert uscc_problem(code) is None
-    return code
 
 
 def test_payout_csv_neutralises_formula_cells(fresh_app, fresh_actors):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 
 import pytest
 from hypothesis import given, settings

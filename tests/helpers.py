@@ -1,0 +1,60 @@
+"""Assertions and small builders shared by the test modules."""
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, func, select
+
+from voucher_service.db import get_engine
+from voucher_service.domain.uscc import uscc_check_char, uscc_problem
+from voucher_service.models import Account, LedgerEntry
+
+PROBLEM_JSON = "application/problem+json"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def assert_problem(response, status):
+    """An RFC 9457 problem of this status, with every member a client relies on."""
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True)[:500])
+    assert response.mimetype == PROBLEM_JSON, response.headers
+    body = json.loads(response.get_data(as_text=True))
+    assert body["status"] == status
+    assert isinstance(body["type"], str) and body["type"]
+    assert isinstance(body["title"], str) and body["title"]
+    assert isinstance(body.get("detail"), str) and body["detail"]
+    return body
+
+
+def ok(response, status=200):
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
+    return response.get_json()
+
+
+def ledger_size(app) -> int:
+    with app.app_context(), Session(get_engine()) as session:
+        return session.exec(select(func.count()).select_from(LedgerEntry)).one()
+
+
+def account_balances(app) -> dict[str, int]:
+    with app.app_context(), Session(get_engine()) as session:
+        return {a.name: a.balance_fen for a in session.exec(select(Account)).all()}
+
+
+def current_month() -> str:
+    return datetime.now(SHANGHAI).strftime("%Y-%m")
+
+
+def make_uscc(division: str = "320583", letters: bool = False) -> str:
+    """A fresh, valid GB 32100 code, its GB 11714 organisation code checked too;
+    `letters` starts the organisation code with letters, as many real ones do ("MA...")."""
+    org = f"MA{secrets.randbelow(10**6):06d}" if letters else f"{secrets.randbelow(10**8):08d}"
+    total = sum((int(c) if c.isdigit() else ord(c) - 55) * w for c, w in zip(org, (3, 7, 9, 10, 5, 8, 4, 2)))
+    check = 11 - total % 11
+    org += {10: "X", 11: "0"}.get(check, str(check))
+    first17 = "91" + division + org
+    code = first17 + uscc_check_char(first17)
+    assert uscc_problem(code) is None, code
+    return code
