@@ -28,7 +28,9 @@ control_socket_disable = True
 
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 # The request id the app bound to its own log lines, echoed in X-Request-ID.
-access_log_format = ('%(h)s "%(r)s" %(s)s %(B)s %(M)sms request_id=%({x-request-id}o)s')
+# Method and path without the query string: nothing a client puts in a URL
+# (a token, by mistake) reaches the log.
+access_log_format = ('%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms request_id=%({x-request-id}o)s')
 
 # Prometheus metrics from every worker add up only through a shared directory
 # of per-process files (prometheus_client's multiprocess mode). It must be in
@@ -46,6 +48,25 @@ def on_starting(server):
         path = os.path.join(_metrics_dir, name)
         if os.path.isfile(path):
             os.remove(path)
+    _check_signing_keys_once()
+
+
+def _check_signing_keys_once():
+    """A wrong passphrase stops the master with one line, before any worker
+    forks (wsgi.py checks again in each worker, for other servers)."""
+    from voucher_service import create_app
+    from voucher_service.db import get_engine
+    from voucher_service.security import StartupError, check_signing_keys
+
+    app = create_app()
+    try:
+        check_signing_keys(app)
+    except StartupError as exc:
+        raise SystemExit(f"vouchers: {exc}") from None
+    finally:
+        # No connection of the master's may be inherited by the workers.
+        with app.app_context():
+            get_engine().dispose()
 
 
 def child_exit(server, worker):

@@ -21,10 +21,11 @@ def create_app(test_config: dict | None = None) -> "Flask":
     app.json.ensure_ascii = False
     app.json.sort_keys = False
 
-    from . import api, cli, db, keys, observability
+    from . import api, cli, db, keys, observability, security
     # First: its before_request binds the request id before anything logs,
     # and its after_request runs last, after the commit.
     observability.init_app(app)
+    security.init_app(app)
     db.init_app(app)
     keys.init_app(app)
     api.init_app(app)

@@ -15,4 +15,16 @@ def from_environment(environ=None) -> dict:
         "VOUCHERS_SEEDS": env.get("VOUCHERS_SEEDS", "seeds/"),
         "VOUCHERS_TOKEN_TTL_DAYS": int(env.get("VOUCHERS_TOKEN_TTL_DAYS", "90")),
         "MAX_CONTENT_LENGTH": int(env.get("VOUCHERS_MAX_BODY_BYTES", str(64 * 1024))),
+        # Rate limits (flask-limiter; see security.py): one budget per token across
+        # all routes, callers without a token by remote address. In memory each
+        # process counts alone; several workers or hosts share a limit through
+        # a store such as redis://127.0.0.1:6379/0.
+        "RATELIMIT_ENABLED": env.get("VOUCHERS_RATE_LIMIT_ENABLED", "true").strip().lower()
+        not in ("0", "false", "no", "off"),
+        # Unset: security.DEFAULT_RATE_LIMIT ("600 per minute"), or a ceiling no
+        # test reaches in apps built with TESTING (their tests set their own).
+        "RATELIMIT_APPLICATION": env.get("VOUCHERS_RATE_LIMIT", "").strip() or None,
+        "RATELIMIT_STORAGE_URI": env.get("VOUCHERS_RATE_LIMIT_STORAGE_URL", "memory://"),
+        # Strict-Transport-Security max-age; 0 leaves the header out (browsers ignore it over plain HTTP).
+        "VOUCHERS_HSTS_SECONDS": int(env.get("VOUCHERS_HSTS_SECONDS", str(365 * 24 * 3600))),
     }

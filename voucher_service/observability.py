@@ -12,6 +12,7 @@ not depend on which worker answers the scrape.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -71,16 +72,31 @@ def route_label() -> str:
 def _finish(response: Response) -> Response:
     started = g.get("request_started")
     route = route_label()
+    who = g.get("principal")
+    principal = who.principal_id if who else None
     if started is not None:
         elapsed_s = time.perf_counter() - started
         REQUEST_SECONDS.labels(route, request.method, str(response.status_code)).observe(elapsed_s)
-        who = g.get("principal")
         log.info("request", method=request.method, route=route, status=response.status_code,
-                 duration_ms=round(elapsed_s * 1000, 2), principal=who.principal_id if who else None)
+                 duration_ms=round(elapsed_s * 1000, 2), principal=principal)
     if response.status_code in (401, 403):
         DENIALS.labels(str(response.status_code), route).inc()
+        # Who was refused what, and why (the problem's detail): never the token itself.
+        log.warning("access denied", method=request.method, route=route, status=response.status_code,
+                    principal=principal, reason=_problem_detail(response))
     response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
     return response
+
+
+def _problem_detail(response: Response) -> str | None:
+    if response.is_streamed or not response.is_json:
+        return None
+    try:
+        body = json.loads(response.get_data())
+    except (ValueError, UnicodeDecodeError):
+        return None
+    detail = body.get("detail") if isinstance(body, dict) else None
+    return detail if isinstance(detail, str) else None
 
 
 def record_committed_entries(entries) -> None:

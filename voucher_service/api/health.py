@@ -33,11 +33,14 @@ def readyz():
     session = get_session()
     try:
         session.connection().exec_driver_sql("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - any database failure means not ready
+        return problem(503, f"database not reachable: {type(exc).__name__}")
+    try:
         key_ids = current_app.extensions["vouchers_keyring"].check_all(session)
     except KeyUnavailable as exc:
         return problem(503, f"signing keys not usable: {exc}")
-    except Exception as exc:  # noqa: BLE001 - any database failure means not ready
-        return problem(503, f"database not reachable: {type(exc).__name__}")
+    except Exception:  # noqa: BLE001 - reachable, but without our tables
+        return problem(503, "the database is not initialised: run `vouchers init`")
     if not key_ids:
         return problem(503, "no active signing keys: run `vouchers init`")
     return jsonify(status="ready", signing_keys=len(key_ids))
