@@ -12,6 +12,8 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
+
 from conftest import PASSPHRASE, REPO, SEEDS
 
 BIN = os.path.dirname(sys.executable)
@@ -111,3 +113,16 @@ def fresh_server(databases, directory, workers: int = 2) -> Server:
     server = Server(database_url, keys_dir, os.path.join(str(directory), "gunicorn.log"), workers=workers)
     server.database_url = database_url
     return server.start()
+
+
+@pytest.fixture(scope="module")
+def gunicorn_server(databases, tmp_path_factory):
+    """A gunicorn server (2 workers) over a new database that `vouchers init` set up
+    (SQLite, or PostgreSQL under VOUCHERS_TEST_DATABASE_URL): its URL and environment.
+    Test modules import it under the name they use."""
+    srv = fresh_server(databases, tmp_path_factory.mktemp("e2e"), workers=2)
+    try:
+        yield srv.base, srv.env
+    finally:
+        srv.stop()
+        databases.drop(srv.database_url)

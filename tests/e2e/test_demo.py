@@ -10,26 +10,13 @@ import re
 import subprocess
 import sys
 
-import pytest
+from server import free_port, gunicorn_server as server  # noqa: F401 (the module's fixture)
 
-from server import free_port, fresh_server
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
 VOUCHERS = os.path.join(BIN, "vouchers")
 COMMAND_TIMEOUT_S = 120
-
-
-@pytest.fixture(scope="module")
-def server(databases, tmp_path_factory):
-    """A gunicorn server (2 workers) over a new database that `vouchers init` set up
-    (SQLite, or PostgreSQL under VOUCHERS_TEST_DATABASE_URL)."""
-    srv = fresh_server(databases, tmp_path_factory.mktemp("e2e"), workers=2)
-    try:
-        yield srv.base, srv.env
-    finally:
-        srv.stop()
-        databases.drop(srv.database_url)
 
 
 def _demo(url: str, env: dict) -> subprocess.CompletedProcess:

@@ -23,7 +23,8 @@ import uuid
 
 import pytest
 
-from server import fresh_server
+from server import gunicorn_server as server  # noqa: F401 (the module's fixture)
+
 
 GO = shutil.which("go")
 if GO is None:
@@ -88,17 +89,6 @@ def _check(binary: str, *args: str) -> subprocess.CompletedProcess:
 
 
 # --------------------------------------------------------------------------- the server (as in test_demo.py)
-
-@pytest.fixture(scope="module")
-def server(databases, tmp_path_factory):
-    """A gunicorn server (2 workers) over a new database that `vouchers init` set up
-    (SQLite, or PostgreSQL under VOUCHERS_TEST_DATABASE_URL)."""
-    srv = fresh_server(databases, tmp_path_factory.mktemp("e2e-go"), workers=2)
-    try:
-        yield srv.base, srv.env
-    finally:
-        srv.stop()
-        databases.drop(srv.database_url)
 
 
 def _token(env: dict, *args: str) -> str:
