@@ -10,7 +10,7 @@ DEV_PASSPHRASE := dev-only-passphrase-change-me
 # The PostgreSQL the suite also runs on (CI starts one where none answers).
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: run test test-postgres init openapi clean
+.PHONY: run test test-postgres init openapi clean bench
 
 $(BIN)/vouchers: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,24 @@ test-postgres: $(BIN)/vouchers
 # Regenerate schemas/openapi.json after changing the API (a test fails when it drifts).
 openapi: $(BIN)/vouchers
 	$(BIN)/python -m voucher_service.openapi_dump schemas/openapi.json
+
+# Benchmarks, not tests (docs/performance.md): every script in bench/ with modest
+# defaults, each printing its figures against a baseline measured in the same run
+# (JSON copies in bench/.cache/results/). The first run builds and caches a
+# 1M-entry ledger in bench/.cache (about 3 minutes, plus 1 minute to load it into
+# PostgreSQL); the whole target takes about 12-15 minutes on 2 cores. The
+# end-to-end write benchmark needs wrk (Debian: apt-get install -y wrk) and is
+# skipped without it; the PostgreSQL parts are skipped when none answers at
+# VOUCHERS_BENCH_POSTGRES_URL (default $(TEST_POSTGRES_URL)).
+# `$(BIN)/python bench/ledger_data.py --clean` drops the caches.
+bench: $(BIN)/vouchers
+	$(BIN)/python bench/ledger_data.py --entries 1000000 --postgres
+	@if command -v wrk >/dev/null 2>&1; then $(BIN)/python bench/bench_writes.py --duration 10; \
+	  else echo "bench_writes.py SKIPPED: it needs wrk (Debian: apt-get install -y wrk)"; fi
+	$(BIN)/python bench/bench_merkle.py
+	$(BIN)/python bench/bench_verify.py --entries 300000
+	$(BIN)/python bench/bench_reconciliation.py --repeat 2
+	$(BIN)/python bench/bench_memory.py
 
 clean:
 	rm -rf $(VENV) instance
