@@ -71,7 +71,11 @@ def authenticate(session: Session, token: str, now: datetime | None = None) -> P
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     digest = token_digest(token)
-    row = session.exec(select(ApiToken).where(ApiToken.token_hash == digest)).first()
+    # Core, not an ORM object: every request pays for this lookup.
+    t = ApiToken.__table__.c
+    row = session.connection().execute(
+        select(t.id, t.token_hash, t.principal_id, t.role, t.region, t.enterprise_id, t.provider_id,
+               t.revoked_at, t.expires_at).where(t.token_hash == digest)).first()
     if row is None or not hmac.compare_digest(row.token_hash, digest):
         return None
     if row.revoked_at is not None or row.expires_at <= rfc3339(now or datetime.now(timezone.utc)):

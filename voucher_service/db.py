@@ -74,6 +74,12 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+def locks_database_at_begin(engine: Engine) -> bool:
+    """Whether a write transaction holds the database's one write lock from
+    BEGIN (SQLite's BEGIN IMMEDIATE), rather than row locks as it goes."""
+    return engine.dialect.name == "sqlite"
+
+
 def get_engine() -> Engine:
     return current_app.extensions["vouchers_engine"]
 

@@ -76,11 +76,16 @@ class KeyRing:
             return key
 
     def signer_for(self, session: Session):
+        keys = SigningKeyRecord.__table__.c
+
         def signer(region: str) -> SigningKey:
-            record = active_key_record(session, region)
-            if record is None:
+            # Read in the appending transaction, under the ledger lock, so a
+            # rotation committed while the request waited is always seen.
+            key_id = session.connection().execute(
+                select(keys.key_id).where(keys.region == region, keys.valid_until.is_(None))).scalar_one_or_none()
+            if key_id is None:
                 raise KeyUnavailable(f"region {region} has no active signing key")
-            return self.load(record.key_id)
+            return self.load(key_id)
         return signer
 
     def check_all(self, session: Session) -> list[str]:

@@ -98,7 +98,7 @@ def issue_checkpoint(session: Session, keyring, origin: str) -> LedgerCheckpoint
     rewritten underneath the service (an edited row, a dropped node) makes it
     refuse rather than sign a fork.
     """
-    size = journal.lock_ledger(session).size
+    size = journal.lock_ledger(session)
     previous = latest_checkpoint(session)
     if previous is not None and previous.size == size:
         return previous

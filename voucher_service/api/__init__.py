@@ -12,7 +12,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from .. import access, auth
-from ..db import get_session, read_only
+from ..db import get_engine, get_session, locks_database_at_begin, read_only
 from ..domain.errors import InvalidInput, NotFound, RuleViolation
 from ..journal import LedgerInvariantError
 from . import transaction
@@ -92,11 +92,19 @@ def _load_principal():
 
 def _begin_request():
     # GETs read in a deferred transaction; writes take the write lock at BEGIN (SQLite).
-    read_only_ctx = read_only() if request.method in ("GET", "HEAD", "OPTIONS") else None
-    if read_only_ctx is not None:
-        g.read_only_ctx = read_only_ctx
-        read_only_ctx.__enter__()
-    return _load_principal() or transaction.before_request()
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        g.read_only_ctx = read_only()
+        g.read_only_ctx.__enter__()
+        return _load_principal() or transaction.before_request()
+    if not locks_database_at_begin(get_engine()):
+        return _load_principal() or transaction.before_request()
+    # On SQLite a write transaction locks the whole database from its first
+    # statement, so the token lookup gets a short read transaction of its own
+    # and writers queue for less time (docs/performance.md).
+    with read_only():
+        refused = _load_principal()
+        get_session().rollback()
+    return refused or transaction.before_request()
 
 
 def _end_read_only(_exc=None):

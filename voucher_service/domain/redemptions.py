@@ -1,14 +1,13 @@
 """The unified process: reserve → claim → confirm → redeem, or cancel / reject."""
 from __future__ import annotations
 
-from sqlmodel import select
-
 from ..ledger import Posting
-from ..models import EnterpriseRelatedProvider, Redemption
+from ..models import Redemption
 from . import rules
 from .context import Context, local_date, new_id
 from .errors import NotFound
-from .registry import _append, get_catalog_item, get_provider, lock, policy_in_effect, provider_categories
+from .registry import (_append, get_catalog_item, get_provider, lock, policy_in_effect, provider_categories,
+                       related_provider_ids)
 from .vouchers import get_voucher, held_account, voucher_account
 
 
@@ -40,9 +39,7 @@ def reserve(ctx: Context, *, voucher_id: str, provider_id: str, catalog_code: st
     rules.check_catalog_item_active(item.active, item.code)
     rules.check_provider_active(provider.status, provider.id)
     rules.check_provider_accredited(set(provider_categories(ctx, provider.id)), item.category, provider.id)
-    related = set(ctx.session.exec(select(EnterpriseRelatedProvider.provider_id)
-                                   .where(EnterpriseRelatedProvider.enterprise_id == voucher.enterprise_id)))
-    rules.check_not_related_party(related, provider.id)
+    rules.check_not_related_party(set(related_provider_ids(ctx, voucher.enterprise_id)), provider.id)
     rules.check_subsidy_ratio(amount_fen, service_fee_fen, applicable_ratio_bp(ctx, voucher.region, item.code))
     rules.check_available_balance(amount_fen, voucher.available_fen)
 

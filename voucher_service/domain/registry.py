@@ -153,9 +153,10 @@ def _check_uscc(uscc: str) -> None:
 
 
 def provider_categories(ctx: Context, provider_id: str) -> list[str]:
-    return list(ctx.session.exec(
+    # Plain values through the connection: read under the ledger lock by every reservation.
+    return list(ctx.session.connection().execute(
         select(ProviderCategory.category).where(ProviderCategory.provider_id == provider_id)
-        .order_by(ProviderCategory.category)))
+        .order_by(ProviderCategory.category)).scalars())
 
 
 def register_provider(ctx: Context, *, name, uscc, region, categories, provider_id=None,
@@ -203,10 +204,10 @@ def set_provider_status(ctx: Context, provider_id: str, status: str) -> Provider
 
 
 def related_provider_ids(ctx: Context, enterprise_id: str) -> list[str]:
-    return list(ctx.session.exec(
+    return list(ctx.session.connection().execute(
         select(EnterpriseRelatedProvider.provider_id)
         .where(EnterpriseRelatedProvider.enterprise_id == enterprise_id)
-        .order_by(EnterpriseRelatedProvider.provider_id)))
+        .order_by(EnterpriseRelatedProvider.provider_id)).scalars())
 
 
 def register_enterprise(ctx: Context, *, name, uscc, region, kind, related_provider_ids=(),
