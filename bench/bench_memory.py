@@ -12,7 +12,9 @@ For each size of the cached benchmark ledger (bench/ledger_data.py):
   started (the app alone) are reported. On SQLite, and on PostgreSQL for the
   sizes already loaded there (bench/ledger_data.py --postgres);
 - verification: `python -m voucher_service.ledger.verify export FILE
-  --checkpoint ... --keys ...` on that file, peak RSS likewise.
+  --checkpoint ... --keys ... --jobs 1` on that file (one process: the figure
+  held to the target), peak RSS likewise; `--verify-jobs 1,2` also runs it
+  with --jobs 2 and reports the command's process and its workers apart.
 
 The baseline in the same run is the smallest size: a flat curve has the
 same peak at 1M as at 100k. Target: growth from the smallest to the largest
@@ -74,6 +76,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100k and 300k only")
     parser.add_argument("--sizes", default="100000,300000,1000000")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--verify-jobs", default="1", help="--jobs values of the verifier runs, e.g. 1,2 "
+                                                           "(the target is held to --jobs 1)")
     parser.add_argument("--export-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -93,6 +97,10 @@ def main() -> None:
         sizes = [s for s in sizes if s <= 300_000] or sizes[:2]
     report = Report("memory")
     rows = {"sqlite_export": {}, "postgres_export": {}, "verify": {}}
+    verify_jobs = [int(j) for j in args.verify_jobs.split(",")]
+    for jobs in verify_jobs:
+        if jobs != 1:
+            rows[f"verify_jobs_{jobs}"] = {}
     with_postgres = not args.no_postgres and postgres_available()
     for size in sizes:
         ensure_ledger(size)
@@ -119,16 +127,26 @@ def main() -> None:
                             f"{result['peak_mib']:6.1f} MiB (app alone {result['rss_before_export_mib']:.1f} MiB), "
                             f"streamed in {result['seconds']:.1f} s")
         ensure_export(size)
-        argv = [os.path.join(BIN, "python"), "-m", "voucher_service.ledger.verify", "export", paths["export"],
-                "--checkpoint", paths["checkpoint"], "--keys", paths["keys"]]
-        code, elapsed, peak, err = run_measured(argv)
-        if code != 0:
-            raise SystemExit(f"verification of {size} failed: {err}")
-        rows["verify"][size] = {"peak_mib": peak, "seconds": elapsed}
-        report.line(f"   verify {size:>9,} entries:              peak RSS {peak:6.1f} MiB, {elapsed:.1f} s "
-                    f"({size / elapsed:,.0f} entries/s)")
+        for jobs in verify_jobs:
+            argv = [os.path.join(BIN, "python"), "-m", "voucher_service.ledger.verify", "export", paths["export"],
+                    "--checkpoint", paths["checkpoint"], "--keys", paths["keys"], "--jobs", str(jobs)]
+            if jobs == 1:
+                code, elapsed, peak, err = run_measured(argv)
+                workers = None
+            else:
+                from bench_verify import run_measured_tree
+                code, elapsed, peak, workers, err = run_measured_tree(argv)
+            if code != 0:
+                raise SystemExit(f"verification of {size} (--jobs {jobs}) failed: {err}")
+            rows["verify" if jobs == 1 else f"verify_jobs_{jobs}"][size] = {"peak_mib": peak, "seconds": elapsed,
+                                                                           "workers_peak_mib": workers}
+            report.line(f"   verify {size:>9,} entries, --jobs {jobs}:    peak RSS {peak:6.1f} MiB"
+                        + (f" (+ workers {workers:.1f} MiB)" if workers is not None else "")
+                        + f", {elapsed:.1f} s ({size / elapsed:,.0f} entries/s)")
     for name, label in (("sqlite_export", "export (SQLite)"), ("postgres_export", "export (PostgreSQL)"),
-                        ("verify", "verification")):
+                        ("verify", "verification (--jobs 1)"),
+                        *((f"verify_jobs_{j}", f"verification (--jobs {j}), its command's process")
+                          for j in verify_jobs if j != 1)):
         measured = rows[name]
         if len(measured) < 2:
             continue

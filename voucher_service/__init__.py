@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 def create_app(test_config: dict | None = None) -> "Flask":
     # Flask is imported here, not at the top: the offline verifier
-    # (voucher_service.ledger.verify) must run where only cryptography is installed.
+    # (voucher_service.ledger.verify) must run where only cryptography and PyNaCl are installed.
     from flask import Flask
 
     app = Flask(__name__, instance_relative_config=False)
