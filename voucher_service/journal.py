@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 
 from sqlalchemy import case, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from .domain.context import rfc3339, utc_now
@@ -137,10 +138,19 @@ def _apply_postings(session: Session, postings) -> None:
         deltas[posting.source] = deltas.get(posting.source, 0) - posting.amount
         deltas[posting.destination] = deltas.get(posting.destination, 0) + posting.amount
     connection = session.connection()
-    balances = dict(connection.execute(
-        update(_ACCOUNT).where(_ACCOUNT.c.name.in_(list(deltas)))
-        .values(balance_fen=_ACCOUNT.c.balance_fen + case(deltas, value=_ACCOUNT.c.name))
-        .returning(_ACCOUNT.c.name, _ACCOUNT.c.balance_fen)).all())
+    try:
+        balances = dict(connection.execute(
+            update(_ACCOUNT).where(_ACCOUNT.c.name.in_(list(deltas)))
+            .values(balance_fen=_ACCOUNT.c.balance_fen + case(deltas, value=_ACCOUNT.c.name))
+            .returning(_ACCOUNT.c.name, _ACCOUNT.c.balance_fen)).all())
+    except IntegrityError as exc:
+        # The CHECK refused an existing account going below zero: the same bug
+        # as the one caught below, reported the same way (the caller rolls back).
+        if "account_non_negative" not in str(exc.orig):
+            raise
+        debited = sorted(name for name, delta in deltas.items()
+                         if delta < 0 and not name.startswith(NEGATIVE_ALLOWED_PREFIX))
+        raise LedgerInvariantError(f"account {' or '.join(debited)} would go negative") from None
     new = {name: delta for name, delta in deltas.items() if name not in balances}
     for name, balance in {**balances, **new}.items():
         # Asserted here, in the code that maintains the balance, as well as
