@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import signal
 import socket
 import subprocess
@@ -350,6 +351,42 @@ class ForeignCpu:
         cores = used / _TICK / elapsed
         top = sorted(names.items(), key=lambda kv: -kv[1])[:3]
         return {"cores": round(cores, 2), "top": [(n, round(t / _TICK / elapsed, 2)) for n, t in top]}
+
+
+class CpuSplit:
+    """CPU seconds per request spent by the server under test (its whole
+    process tree), the database server and the load client, between start()
+    and stop(): with every process on the same cores, the sum bounds the
+    request rate at cores / sum, whatever any lock allows."""
+
+    def __init__(self, server_pid: int):
+        self.server_pid = server_pid
+
+    def start(self) -> "CpuSplit":
+        self.before = _proc_table()
+        self.children_before = _children_cpu_s()
+        return self
+
+    def stop(self, requests: int) -> dict:
+        after = _proc_table()
+        server_tree = _ours(after, self.server_pid) | _ours(self.before, self.server_pid)
+        used = {"server": 0, "database": 0}
+        for pid, (_ppid, comm, cpu) in after.items():
+            start = self.before.get(pid, (0, "", 0))[2] if pid in self.before else 0
+            if pid in server_tree:
+                used["server"] += cpu - start
+            elif comm in ("postgres", "postmaster"):
+                used["database"] += cpu - start
+        split = {name: ticks / _TICK for name, ticks in used.items()}
+        # The client (wrk) has exited and been waited for by now: its CPU is our children's.
+        split["client"] = _children_cpu_s() - self.children_before
+        return {f"{name}_ms_per_request": round(seconds * 1000 / max(requests, 1), 3)
+                for name, seconds in split.items()}
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def foreign_note(usage: dict) -> str:

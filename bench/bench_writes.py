@@ -32,7 +32,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import (BENCH_DIR, CACHE_DIR, ForeignCpu, Gunicorn, Report, build_app,  # noqa: E402
+from _common import (BENCH_DIR, CACHE_DIR, CpuSplit, ForeignCpu, Gunicorn, Report, build_app,  # noqa: E402
                      create_pg_database, drop_pg_database, foreign_note, postgres_available, pss_mib, rss_mib,
                      service_env, wait_until_quiet)
 
@@ -177,8 +177,10 @@ def measure(server: Gunicorn, label: str, report: Report, args, **request) -> di
     sampler = RssSampler(server)
     sampler.start()
     foreign = ForeignCpu().start()
+    cpu = CpuSplit(server.process.pid).start()
     result = run_wrk(server.base, duration=args.duration, connections=args.connections, threads=args.threads,
                      max_requests=args.max_requests, **request)
+    result["cpu"] = cpu.stop(result["requests"])
     result["foreign_cpu"] = foreign.stop()
     result["rss"] = sampler.summary()
     errors = result["non2xx"] + result["connect_errors"] + result["read_errors"] + result["write_errors"] \
@@ -188,6 +190,11 @@ def measure(server: Gunicorn, label: str, report: Report, args, **request) -> di
                 f"p99 {result['p99_us'] / 1000:7.2f} ms   worker peak RSS {result['rss']['max_mib']:.0f} MiB "
                 f"(PSS {result['rss']['max_pss_mib']:.0f} MiB)   "
                 f"statuses {result['statuses']}{'   ERRORS ' + str(errors) if errors else ''}")
+    split = result["cpu"]
+    total_ms = sum(split.values())
+    report.line(f"      CPU per request: server {split['server_ms_per_request']:.2f} ms, database "
+                f"{split['database_ms_per_request']:.2f} ms, client {split['client_ms_per_request']:.2f} ms"
+                f" = {total_ms:.2f} ms: {os.cpu_count()} cores allow at most {os.cpu_count() * 1000 / total_ms:,.0f}/s")
     if result["foreign_cpu"]["cores"] >= 0.1:
         report.line(f"      {foreign_note(result['foreign_cpu'])}")
     return result

@@ -41,6 +41,7 @@ def main() -> None:
         args.requests = min(args.requests, 300)
     import bench_writes
     from sqlalchemy import event
+    from sqlalchemy.orm import Session
 
     os.makedirs(RESULTS_DIR, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix="profile-", dir=CACHE_DIR)
@@ -56,7 +57,7 @@ def main() -> None:
         items = bench_writes.prepare_service(url, keys)
         app = build_app(url, keys, RATELIMIT_ENABLED=args.rate_limit)
         client = app.test_client()
-        counts = {"statements": 0, "locked": 0, "locked_now": False}
+        counts = {"statements": 0, "locked": 0, "locked_now": False, "locked_at": None, "held_s": 0.0}
         with app.app_context():
             from voucher_service.db import get_engine
             engine = get_engine()
@@ -67,12 +68,20 @@ def main() -> None:
             if ("ledger_head" in statement and "FOR UPDATE" in statement.upper()) or \
                     statement.startswith("BEGIN IMMEDIATE"):  # PostgreSQL's row lock; SQLite's write lock
                 counts["locked_now"] = True
+                counts["locked_at"] = time.perf_counter()
             if counts["locked_now"]:
                 counts["locked"] += 1
 
         @event.listens_for(engine, "commit")
         def _committed(_conn):
             counts["locked_now"] = False
+
+        @event.listens_for(Session, "after_commit")
+        def _released(_session):
+            # After the database's COMMIT returned: the lock is free for the next writer.
+            if counts["locked_at"] is not None:
+                counts["held_s"] += time.perf_counter() - counts["locked_at"]
+                counts["locked_at"] = None
 
         def reserve(n: int) -> None:
             for i in range(n):
@@ -89,7 +98,7 @@ def main() -> None:
                     raise RuntimeError(response.get_data(as_text=True))
 
         reserve(50)  # warm caches (compiled statements, keys)
-        counts.update(statements=0, locked=0)
+        counts.update(statements=0, locked=0, held_s=0.0)
         profiler = None
         if args.profiler == "pyinstrument":
             from pyinstrument import Profiler
@@ -110,6 +119,10 @@ def main() -> None:
               f"{wall / args.requests * 1000:.2f} ms wall, {cpu / args.requests * 1000:.2f} ms CPU of this process; "
               f"{counts['statements'] / args.requests:.1f} SQL statements, {counts['locked'] / args.requests:.1f} of "
               f"them under the ledger lock")
+        if not args.read:
+            held_ms = counts["held_s"] / args.requests * 1000
+            print(f"ledger lock held {held_ms:.2f} ms per reservation (lock statement to COMMIT done): however "
+                  f"many cores, writers queue on it, so at most {1000 / held_ms:,.0f} reservations/s")
         if profiler is not None:
             profiler.stop()
             text = profiler.output_text(unicode=False, color=False)
