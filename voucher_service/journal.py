@@ -123,7 +123,10 @@ def append(session: Session, signer, *, kind: str, region: str, actor: str,
              "source": p.source, "destination": p.destination, "amount_fen": p.amount}
             for position, p in enumerate(entry.postings)])
         _apply_postings(session, entry.postings)
-    connection.execute(update(_HEAD).where(_HEAD.c.id == 1).values(size=seq + 1))
+    # `size = seq` re-checks, for free, that the size held since the lock is the head's.
+    moved = connection.execute(update(_HEAD).where(_HEAD.c.id == 1, _HEAD.c.size == seq).values(size=seq + 1))
+    if moved.rowcount != 1:
+        raise LedgerInvariantError(f"the ledger head is no longer at {seq}: the entry would leave a gap or a duplicate")
     session.info[_LOCK_INFO][1] = seq + 1
     _forget(session, LedgerHead, 1)
     LEDGER_APPEND_SECONDS.observe(time.perf_counter() - started)

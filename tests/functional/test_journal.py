@@ -38,6 +38,17 @@ def test_seq_follows_the_head_within_and_across_transactions(session):
     assert invariants.check_all(db) == []
 
 
+def test_an_append_refuses_a_head_moved_behind_the_lock(session):
+    db, signer = session
+    size = journal.lock_ledger(db)
+    db.connection().exec_driver_sql("UPDATE ledger_head SET size = size + 1")
+    with pytest.raises(journal.LedgerInvariantError, match=f"no longer at {size}"):
+        _append(db, signer, [])
+    db.rollback()
+    assert journal.lock_ledger(db) == size
+    db.rollback()
+
+
 def test_an_orm_copy_read_before_an_append_is_not_stale_after_it(session):
     db, signer = session
     journal.lock_ledger(db)
