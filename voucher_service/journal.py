@@ -116,7 +116,8 @@ def append(session: Session, signer, *, kind: str, region: str, actor: str,
                                         "leaf_hash": leaf})
     connection.execute(insert(_NODE), [{"id": node_key(node), "hash": value}
                                        for node, value in nodes_for_append(seq, leaf, node_reader(session))])
-    connection.execute(insert(_REF), [{"seq": seq, "ref": ref} for ref in sorted(set(refs.values()))])
+    if refs:
+        connection.execute(insert(_REF), [{"seq": seq, "ref": ref} for ref in sorted(set(refs.values()))])
     if entry.postings:
         connection.execute(insert(_POSTING), [
             {"seq": seq, "position": position, "ts": entry.ts, "kind": kind, "region": region,

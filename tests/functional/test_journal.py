@@ -28,7 +28,7 @@ def test_seq_follows_the_head_within_and_across_transactions(session):
     size = journal.lock_ledger(db)
     assert journal.lock_ledger(db) == size  # the same transaction holds the lock once
     first = _append(db, signer, [Posting("treasury:KS", "budget:KS", 100)])
-    second = _append(db, signer, [])
+    second = journal.append(db, signer, kind="test.noted", region="KS", actor="test", refs={})
     assert (first.seq, second.seq) == (size, size + 1)
     assert journal.lock_ledger(db) == size + 2
     db.commit()
