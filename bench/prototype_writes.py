@@ -4,7 +4,10 @@ docs/performance.md), prototyped here without HTTP (bench/ only; the service
 is not changed).
 
     .venv/bin/python bench/prototype_writes.py [--quick] [--seconds 10] [--processes 5]
-        [--databases sqlite,postgres]
+        [--databases sqlite,postgres] [--batch N]
+
+`--batch N` writes N reservations per transaction (one lock, one COMMIT):
+what group commit would give. PostgreSQL's own CPU is sampled meanwhile.
 
 On a database prepared exactly as bench_writes.py prepares the service's (the
 same SMEs and vouchers), each of `--processes` worker processes loops for
@@ -40,12 +43,13 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import (CACHE_DIR, PASSPHRASE, ForeignCpu, Report, build_app, create_pg_database,  # noqa: E402
-                     drop_pg_database, foreign_note, postgres_available, wait_until_quiet)
+from _common import (_TICK, CACHE_DIR, PASSPHRASE, ForeignCpu, Report, build_app, create_pg_database,  # noqa: E402
+                     _proc_table, drop_pg_database, foreign_note, postgres_available, wait_until_quiet)
 
 
 def connect(url: str):
@@ -58,7 +62,38 @@ def connect(url: str):
     return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")), "%s"
 
 
-def worker(url: str, keys_dir: str, items: list, seconds: float, number: int, out, pipelined: bool) -> None:
+class DatabaseCpu(threading.Thread):
+    """CPU time of PostgreSQL's processes while the writers run. Sampled, since a
+    backend's time leaves /proc with it when its writer disconnects."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.stopped, self.seen = threading.Event(), {}
+
+    def _sample(self):
+        for pid, (_ppid, comm, cpu) in _proc_table().items():
+            if comm in ("postgres", "postmaster"):
+                self.seen[pid] = cpu
+
+    def start(self) -> "DatabaseCpu":
+        self._sample()
+        self.before = dict(self.seen)
+        super().start()
+        return self
+
+    def run(self):
+        while not self.stopped.wait(0.1):
+            self._sample()
+
+    def stop(self) -> float:
+        self.stopped.set()
+        self.join()
+        self._sample()
+        return sum(cpu - self.before.get(pid, 0) for pid, cpu in self.seen.items()) / _TICK
+
+
+def worker(url: str, keys_dir: str, items: list, seconds: float, number: int, out, pipelined: bool,
+           batch: int = 1) -> None:
     from voucher_service.domain.context import new_id, rfc3339, utc_now
     from voucher_service.keys import KeyRing
     from voucher_service.ledger import Entry, Posting, leaf_hash, merkle, sign_entry
@@ -74,50 +109,54 @@ def worker(url: str, keys_dir: str, items: list, seconds: float, number: int, ou
     deadline = time.monotonic() + seconds
     index = number * 7919
     while time.monotonic() < deadline:
-        index += 1
-        body = items[index % len(items)]
-        voucher_id, amount = body["voucher_id"], body["amount_fen"]
         if sqlite:
             db.execute("BEGIN IMMEDIATE")
-        (seq,) = db.execute("UPDATE ledger_head SET size = size + 1 WHERE id = 1 RETURNING size - 1").fetchone()
-        locked = time.perf_counter()  # the lock is ours from here (PostgreSQL) or from BEGIN IMMEDIATE (SQLite)
-        row = db.execute(f"UPDATE voucher SET available_fen = available_fen - {p}, held_fen = held_fen + {p} "
-                         f"WHERE id = {p} AND status = 'active' AND available_fen >= {p} "
-                         f"RETURNING region, enterprise_id", (amount, amount, voucher_id, amount)).fetchone()
-        region, enterprise_id = row
-        now = rfc3339(utc_now())
-        rid = new_id("rdm")
-        refs = {"redemption": rid, "voucher": voucher_id, "enterprise": enterprise_id,
-                "provider": body["provider_id"]}
-        postings = (Posting(f"voucher:{voucher_id}", f"voucher:{voucher_id}:held", amount),)
-        entry = Entry(seq=seq, ts=now, kind="redemption.reserved", region=region, actor=f"bench:{enterprise_id}",
-                      refs=refs, postings=postings,
-                      data={"catalog_code": body["catalog_code"], "service_fee_fen": body["service_fee_fen"],
-                            "amount_fen": amount})
-        key = keys[region]
-        signed = sign_entry(entry, key)
-        leaf = leaf_hash(signed)
+        locked = None
+        # --batch: group commit, modelled as one transaction (one lock, one COMMIT) for `batch` reservations
+        for _ in range(batch):
+            index += 1
+            body = items[index % len(items)]
+            voucher_id, amount = body["voucher_id"], body["amount_fen"]
+            (seq,) = db.execute("UPDATE ledger_head SET size = size + 1 WHERE id = 1 RETURNING size - 1").fetchone()
+            if locked is None:
+                locked = time.perf_counter()  # the lock is ours from here (PostgreSQL) or from BEGIN IMMEDIATE (SQLite)
+            row = db.execute(f"UPDATE voucher SET available_fen = available_fen - {p}, held_fen = held_fen + {p} "
+                             f"WHERE id = {p} AND status = 'active' AND available_fen >= {p} "
+                             f"RETURNING region, enterprise_id", (amount, amount, voucher_id, amount)).fetchone()
+            region, enterprise_id = row
+            now = rfc3339(utc_now())
+            rid = new_id("rdm")
+            refs = {"redemption": rid, "voucher": voucher_id, "enterprise": enterprise_id,
+                    "provider": body["provider_id"]}
+            postings = (Posting(f"voucher:{voucher_id}", f"voucher:{voucher_id}:held", amount),)
+            entry = Entry(seq=seq, ts=now, kind="redemption.reserved", region=region, actor=f"bench:{enterprise_id}",
+                          refs=refs, postings=postings,
+                          data={"catalog_code": body["catalog_code"], "service_fee_fen": body["service_fee_fen"],
+                                "amount_fen": amount})
+            key = keys[region]
+            signed = sign_entry(entry, key)
+            leaf = leaf_hash(signed)
 
-        def read(nodes):
-            ids = [merkle.node_key(n) for n in nodes]
-            found = dict(db.execute(f"SELECT id, hash FROM ledger_node WHERE id IN ({','.join([p] * len(ids))})",
-                                    ids).fetchall())
-            return [bytes(found[i]) for i in ids]
+            def read(nodes):
+                ids = [merkle.node_key(n) for n in nodes]
+                found = dict(db.execute(f"SELECT id, hash FROM ledger_node WHERE id IN ({','.join([p] * len(ids))})",
+                                        ids).fetchall())
+                return [bytes(found[i]) for i in ids]
 
-        nodes = merkle.nodes_for_append(seq, leaf, read)
-        # PostgreSQL: the rest in one round trip (psycopg pipeline mode); SQLite has no round trips.
-        pipeline = db.pipeline() if not sqlite and pipelined else contextlib.nullcontext()
-        with pipeline:
-            balances = write_rows(db, p, rid, voucher_id, enterprise_id, body, region, amount, now, seq, entry, key,
-                                  signed, leaf, nodes, refs, postings, merkle)
-        if any(balance < 0 for _name, balance in balances):
-            raise RuntimeError("a balance went negative")
+            nodes = merkle.nodes_for_append(seq, leaf, read)
+            # PostgreSQL: the rest in one round trip (psycopg pipeline mode); SQLite has no round trips.
+            pipeline = db.pipeline() if not sqlite and pipelined else contextlib.nullcontext()
+            with pipeline:
+                balances = write_rows(db, p, rid, voucher_id, enterprise_id, body, region, amount, now, seq, entry, key,
+                                      signed, leaf, nodes, refs, postings, merkle)
+            if any(balance < 0 for _name, balance in balances):
+                raise RuntimeError("a balance went negative")
         if sqlite:
             db.execute("COMMIT")
         else:
             db.commit()
         held += time.perf_counter() - locked
-        done += 1
+        done += batch
     out.put({"done": done, "held_s": held, "cpu_s": time.process_time() - cpu})
 
 
@@ -166,9 +205,10 @@ def run(kind: str, args, report: Report, scratch: str) -> dict:
         out = context.Queue()
         wait_until_quiet(report)
         foreign = ForeignCpu().start()
+        database_cpu = DatabaseCpu().start()
         started = time.perf_counter()
         processes = [context.Process(target=worker, args=(url, keys_dir, items, args.seconds, n, out,
-                                                                    not args.no_pipeline))
+                                                                    not args.no_pipeline, args.batch))
                      for n in range(args.processes)]
         for process in processes:
             process.start()
@@ -178,12 +218,18 @@ def run(kind: str, args, report: Report, scratch: str) -> dict:
         elapsed = time.perf_counter() - started
         usage = foreign.stop()
         done = sum(r["done"] for r in results)
+        database_ms = database_cpu.stop() * 1000 / done
         held_ms = sum(r["held_s"] for r in results) / done * 1000
         cpu_ms = sum(r["cpu_s"] for r in results) / done * 1000
         rate = done / elapsed
-        report.line(f"   [{kind}] lean write path, {args.processes} processes, no HTTP: {rate:,.0f} reservations/s; "
-                    f"lock held {held_ms:.2f} ms each on average (so at most {1000 / held_ms:,.0f}/s); "
+        batched = f", {args.batch} per transaction" if args.batch > 1 else ""
+        report.line(f"   [{kind}] lean write path, {args.processes} processes{batched}, no HTTP: {rate:,.0f} "
+                    f"reservations/s; lock held {held_ms:.2f} ms per reservation on average (so at most {1000 / held_ms:,.0f}/s); "
                     f"{cpu_ms:.2f} ms CPU per reservation in the writer")
+        if kind == "postgres":
+            report.line(f"      PostgreSQL's own CPU per reservation: {database_ms:.2f} ms (writers and PostgreSQL "
+                        f"together: {cpu_ms + database_ms:.2f} ms, so {os.cpu_count()} cores allow at most "
+                        f"{os.cpu_count() * 1000 / (cpu_ms + database_ms):,.0f}/s)")
         if usage["cores"] >= 0.1:
             report.line(f"      {foreign_note(usage)}")
         from sqlmodel import Session
@@ -197,7 +243,7 @@ def run(kind: str, args, report: Report, scratch: str) -> dict:
         _count, size_after = bench_writes.count_redemptions(url, keys_dir)
         report.line(f"      invariants.check_all over the {size_after:,} entries: "
                     f"{'no problems' if not problems else problems[:3]}; {size_after - size_before:,} written")
-        return {"rate": rate, "lock_held_ms": held_ms, "cpu_ms": cpu_ms, "problems": len(problems)}
+        return {"rate": rate, "lock_held_ms": held_ms, "cpu_ms": cpu_ms, "database_cpu_ms": database_ms if kind == "postgres" else None, "problems": len(problems)}
     finally:
         if kind == "postgres":
             drop_pg_database(url)
@@ -210,6 +256,8 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=5)
     parser.add_argument("--databases", default="sqlite,postgres")
     parser.add_argument("--no-pipeline", action="store_true", help="PostgreSQL: one round trip per statement")
+    parser.add_argument("--batch", type=int, default=1, help="reservations per transaction (group commit: one lock "
+                                                             "and one COMMIT for the batch)")
     args = parser.parse_args()
     if args.quick:
         args.seconds = min(args.seconds, 5)
