@@ -42,9 +42,13 @@ def create_region_key(session: Session, *, region: str, keys_dir: str, passphras
     return record
 
 
+def _is_active_key_of(region: str):
+    """A region's active key: the one without a validity end (rotation sets it)."""
+    return (SigningKeyRecord.region == region) & SigningKeyRecord.valid_until.is_(None)
+
+
 def active_key_record(session: Session, region: str) -> SigningKeyRecord | None:
-    return session.exec(select(SigningKeyRecord).where(SigningKeyRecord.region == region,
-                                                       SigningKeyRecord.valid_until.is_(None))).first()
+    return session.exec(select(SigningKeyRecord).where(_is_active_key_of(region))).first()
 
 
 class KeyRing:
@@ -76,13 +80,12 @@ class KeyRing:
             return key
 
     def signer_for(self, session: Session):
-        keys = SigningKeyRecord.__table__.c
-
         def signer(region: str) -> SigningKey:
             # Read in the appending transaction, under the ledger lock, so a
-            # rotation committed while the request waited is always seen.
+            # rotation committed while the request waited is always seen;
+            # the id alone, through the connection: every append asks.
             key_id = session.connection().execute(
-                select(keys.key_id).where(keys.region == region, keys.valid_until.is_(None))).scalar_one_or_none()
+                select(SigningKeyRecord.key_id).where(_is_active_key_of(region))).scalar_one_or_none()
             if key_id is None:
                 raise KeyUnavailable(f"region {region} has no active signing key")
             return self.load(key_id)
