@@ -318,6 +318,11 @@ def _proc_table() -> dict[int, tuple[int, str, int]]:
     return table
 
 
+def is_database_process(comm: str) -> bool:
+    """The PostgreSQL server's processes, which every benchmark's load also drives."""
+    return comm in ("postgres", "postmaster")
+
+
 def _ours(table: dict, root: int) -> set[int]:
     ours, changed = {root}, True
     while changed:
@@ -342,7 +347,7 @@ class ForeignCpu:
         ours = _ours(after, os.getpid()) | _ours(self.before, os.getpid())
         used, names = 0, {}
         for pid, (_ppid, comm, cpu) in after.items():
-            if pid in ours or comm in ("postgres", "postmaster"):
+            if pid in ours or is_database_process(comm):
                 continue
             delta = cpu - self.before.get(pid, (0, "", 0))[2] if pid in self.before else cpu
             if delta > 0:
@@ -375,7 +380,7 @@ class CpuSplit:
             start = self.before.get(pid, (0, "", 0))[2] if pid in self.before else 0
             if pid in server_tree:
                 used["server"] += cpu - start
-            elif comm in ("postgres", "postmaster"):
+            elif is_database_process(comm):
                 used["database"] += cpu - start
         split = {name: ticks / _TICK for name, ticks in used.items()}
         # The client (wrk) has exited and been waited for by now: its CPU is our children's.

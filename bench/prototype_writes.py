@@ -49,7 +49,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import (_TICK, CACHE_DIR, PASSPHRASE, ForeignCpu, Report, build_app, create_pg_database,  # noqa: E402
-                     _proc_table, drop_pg_database, foreign_note, postgres_available, wait_until_quiet)
+                     _proc_table, drop_pg_database, foreign_note, is_database_process, postgres_available,
+                     wait_until_quiet)
 
 
 def connect(url: str):
@@ -72,7 +73,7 @@ class DatabaseCpu(threading.Thread):
 
     def _sample(self):
         for pid, (_ppid, comm, cpu) in _proc_table().items():
-            if comm in ("postgres", "postmaster"):
+            if is_database_process(comm):
                 self.seen[pid] = cpu
 
     def start(self) -> "DatabaseCpu":
