@@ -36,7 +36,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import CACHE_DIR, ORIGIN, PASSPHRASE, REPO, build_app  # noqa: E402
 
-BUILDER_VERSION = 1
+# 2: migration 0004 (registry_version on the ledger head).
+BUILDER_VERSION = 2
 SIZES = (100_000, 300_000, 1_000_000)
 T0 = datetime(2025, 1, 2, 0, 0, tzinfo=timezone.utc)
 MEAN_GAP_S = 45.0          # between two entries: 1M entries span about 17 months

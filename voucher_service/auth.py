@@ -11,6 +11,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from .domain.context import new_id, rfc3339
@@ -67,15 +68,17 @@ def create_token(session: Session, *, role: str, region=None, enterprise_id=None
     return token, row
 
 
+# Core, not an ORM object, and built once: every request pays for this lookup.
+_t = ApiToken.__table__.c
+_TOKEN_BY_DIGEST = select(_t.id, _t.token_hash, _t.principal_id, _t.role, _t.region, _t.enterprise_id,
+                          _t.provider_id, _t.revoked_at, _t.expires_at).where(_t.token_hash == bindparam("digest"))
+
+
 def authenticate(session: Session, token: str, now: datetime | None = None) -> Principal | None:
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     digest = token_digest(token)
-    # Core, not an ORM object: every request pays for this lookup.
-    t = ApiToken.__table__.c
-    row = session.connection().execute(
-        select(t.id, t.token_hash, t.principal_id, t.role, t.region, t.enterprise_id, t.provider_id,
-               t.revoked_at, t.expires_at).where(t.token_hash == digest)).first()
+    row = session.connection().execute(_TOKEN_BY_DIGEST, {"digest": digest}).first()
     if row is None or not hmac.compare_digest(row.token_hash, digest):
         return None
     if row.revoked_at is not None or row.expires_at <= rfc3339(now or datetime.now(timezone.utc)):

@@ -9,12 +9,16 @@ The statements here run while every other writer waits for the ledger lock, so
 they are SQLAlchemy Core on the session's connection, not ORM objects: an ORM
 `Session.get` costs ~0.3 ms of Python against a ~0.02 ms round trip, and the
 lock's hold time bounds the service's write throughput (docs/performance.md).
+On PostgreSQL, where every statement is a round trip the lock holder waits
+for, an entry's rows (entry, nodes, refs, postings, balances, head) are
+written by one statement.
 """
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
-from sqlalchemy import case, insert, select, update
+from sqlalchemy import case, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -33,7 +37,8 @@ _REF = LedgerRef.__table__
 _POSTING = LedgerPosting.__table__
 _ACCOUNT = Account.__table__
 
-# session.info key: [the transaction holding the lock, the ledger's size in it]
+# session.info key: [the transaction holding the lock, the ledger's size in it,
+# the registry version read with the lock]
 _LOCK_INFO = "ledger_lock"
 
 
@@ -61,13 +66,26 @@ def lock_ledger(session: Session) -> int:
     transaction = session.get_transaction()
     if held is not None and transaction is not None and held[0] is transaction:
         return held[1]
-    size = session.connection().execute(
-        select(_HEAD.c.size).where(_HEAD.c.id == 1).with_for_update()).scalar_one_or_none()
-    if size is None:
+    head = session.connection().execute(
+        select(_HEAD.c.size, _HEAD.c.registry_version).where(_HEAD.c.id == 1).with_for_update()).first()
+    if head is None:
         raise LedgerInvariantError("ledger head row is missing: run `vouchers init`")
     session.expire_all()
-    session.info[_LOCK_INFO] = [session.get_transaction(), size]
-    return size
+    session.info[_LOCK_INFO] = [session.get_transaction(), head.size, head.registry_version]
+    return head.size
+
+
+def registry_version(session: Session) -> int | None:
+    """The version of the reference data as of the ledger lock this session's
+    transaction holds, or None without the lock. While the lock is held no
+    other writer can change reference data, so the version stays current
+    until COMMIT. None, too, once an append has found that this transaction
+    changed reference data itself (registry_cache)."""
+    held = session.info.get(_LOCK_INFO)
+    transaction = session.get_transaction()
+    if held is None or transaction is None or held[0] is not transaction:
+        return None
+    return held[2]
 
 
 def node_reader(session: Session):
@@ -109,65 +127,152 @@ def append(session: Session, signer, *, kind: str, region: str, actor: str,
     key = signer(region)
     signed = sign_entry(entry, key)
     leaf = leaf_hash(signed)
-    row = LedgerEntry(seq=seq, ts=entry.ts, kind=kind, region=region, actor=actor,
-                      key_id=key.key_id, canonical=signed, leaf_hash=leaf)
-    connection.execute(insert(_ENTRY), {"seq": seq, "ts": entry.ts, "kind": kind, "region": region,
-                                        "actor": actor, "key_id": key.key_id, "canonical": signed,
-                                        "leaf_hash": leaf})
-    connection.execute(insert(_NODE), [{"id": node_key(node), "hash": value}
-                                       for node, value in nodes_for_append(seq, leaf, node_reader(session))])
-    if refs:
-        connection.execute(insert(_REF), [{"seq": seq, "ref": ref} for ref in sorted(set(refs.values()))])
-    if entry.postings:
-        connection.execute(insert(_POSTING), [
-            {"seq": seq, "position": position, "ts": entry.ts, "kind": kind, "region": region,
-             "source": p.source, "destination": p.destination, "amount_fen": p.amount}
-            for position, p in enumerate(entry.postings)])
-        _apply_postings(session, entry.postings)
-    # `size = seq` re-checks, for free, that the size held since the lock is the head's.
-    moved = connection.execute(update(_HEAD).where(_HEAD.c.id == 1, _HEAD.c.size == seq).values(size=seq + 1))
-    if moved.rowcount != 1:
-        raise LedgerInvariantError(f"the ledger head is no longer at {seq}: the entry would leave a gap or a duplicate")
-    session.info[_LOCK_INFO][1] = seq + 1
-    _forget(session, LedgerHead, 1)
-    LEDGER_APPEND_SECONDS.observe(time.perf_counter() - started)
-    return row
-
-
-def _apply_postings(session: Session, postings) -> None:
-    """Move every account's balance by its postings' net amount, in one UPDATE
-    (an INSERT for an account's first posting)."""
+    nodes = [(node_key(node), value) for node, value in nodes_for_append(seq, leaf, node_reader(session))]
     deltas: dict[str, int] = {}
-    for posting in postings:
+    for posting in entry.postings:
         deltas[posting.source] = deltas.get(posting.source, 0) - posting.amount
         deltas[posting.destination] = deltas.get(posting.destination, 0) + posting.amount
-    connection = session.connection()
+    rows = _Rows(seq=seq, ts=entry.ts, kind=kind, region=region, actor=actor, key_id=key.key_id, canonical=signed,
+                 leaf_hash=leaf, nodes=nodes, refs=sorted(set(refs.values())), postings=entry.postings, deltas=deltas)
+    write = _write_in_one_statement if connection.dialect.name == "postgresql" else _write_statement_by_statement
     try:
-        balances = dict(connection.execute(
-            update(_ACCOUNT).where(_ACCOUNT.c.name.in_(list(deltas)))
-            .values(balance_fen=_ACCOUNT.c.balance_fen + case(deltas, value=_ACCOUNT.c.name))
-            .returning(_ACCOUNT.c.name, _ACCOUNT.c.balance_fen)).all())
+        registry_version, balances = write(connection, rows)
     except IntegrityError as exc:
-        # The CHECK refused an existing account going below zero: the same bug
-        # as the one caught below, reported the same way (the caller rolls back).
+        # The CHECK refused an account going below zero: the same bug as the
+        # one caught below, reported the same way (the caller rolls back).
         if "account_non_negative" not in str(exc.orig):
             raise
         debited = sorted(name for name, delta in deltas.items()
                          if delta < 0 and not name.startswith(NEGATIVE_ALLOWED_PREFIX))
         raise LedgerInvariantError(f"account {' or '.join(debited)} would go negative") from None
-    new = {name: delta for name, delta in deltas.items() if name not in balances}
-    for name, balance in {**balances, **new}.items():
+    # The head update's `size = seq` re-checks, for free, that the size held
+    # since the lock is the head's.
+    if registry_version is None:
+        raise LedgerInvariantError(f"the ledger head is no longer at {seq}: the entry would leave a gap or a duplicate")
+    for name, balance in balances.items():
         # Asserted here, in the code that maintains the balance, as well as
         # by the database CHECK: a failure is a bug in a domain rule.
         if balance < 0 and not name.startswith(NEGATIVE_ALLOWED_PREFIX):
             raise LedgerInvariantError(f"account {name} would go negative ({balance} fen)")
-    if new:
-        connection.execute(insert(_ACCOUNT), [{"name": name, "balance_fen": delta} for name, delta in new.items()])
+    held = session.info[_LOCK_INFO]
+    held[1] = seq + 1
+    if registry_version != held[2]:
+        held[2] = None  # this transaction changed reference data: see registry_version
+    forget(session, LedgerHead, 1)
     for name in deltas:
-        _forget(session, Account, name)
+        forget(session, Account, name)
+    LEDGER_APPEND_SECONDS.observe(time.perf_counter() - started)
+    return LedgerEntry(seq=seq, ts=entry.ts, kind=kind, region=region, actor=actor, key_id=key.key_id,
+                       canonical=signed, leaf_hash=leaf)
 
 
-def _forget(session: Session, model, key) -> None:
+@dataclass(frozen=True)
+class _Rows:
+    """One entry's rows: the entry, its new Merkle nodes, refs and postings,
+    the net move of each account it touches, and the head."""
+    seq: int
+    ts: str
+    kind: str
+    region: str
+    actor: str
+    key_id: str
+    canonical: bytes
+    leaf_hash: bytes
+    nodes: list[tuple[int, bytes]]
+    refs: list[str]
+    postings: tuple[Posting, ...]
+    deltas: dict[str, int]
+
+    def entry_values(self) -> dict:
+        return {"seq": self.seq, "ts": self.ts, "kind": self.kind, "region": self.region, "actor": self.actor,
+                "key_id": self.key_id, "canonical": self.canonical, "leaf_hash": self.leaf_hash}
+
+
+def _write_statement_by_statement(connection, rows: _Rows) -> tuple[int | None, dict[str, int]]:
+    """SQLite: a statement is a function call, not a round trip."""
+    connection.execute(insert(_ENTRY), rows.entry_values())
+    connection.execute(insert(_NODE), [{"id": key, "hash": value} for key, value in rows.nodes])
+    if rows.refs:
+        connection.execute(insert(_REF), [{"seq": rows.seq, "ref": ref} for ref in rows.refs])
+    balances = {}
+    if rows.postings:
+        connection.execute(insert(_POSTING), [
+            {"seq": rows.seq, "position": position, "ts": rows.ts, "kind": rows.kind, "region": rows.region,
+             "source": p.source, "destination": p.destination, "amount_fen": p.amount}
+            for position, p in enumerate(rows.postings)])
+        # An UPDATE of the accounts that exist, an INSERT of the rest: an
+        # upsert cannot do both, as the CHECK refuses the negative row it
+        # proposes for an existing account before the conflict is seen.
+        balances = dict(connection.execute(
+            update(_ACCOUNT).where(_ACCOUNT.c.name.in_(list(rows.deltas)))
+            .values(balance_fen=_ACCOUNT.c.balance_fen + case(rows.deltas, value=_ACCOUNT.c.name))
+            .returning(_ACCOUNT.c.name, _ACCOUNT.c.balance_fen)).all())
+        new = {name: delta for name, delta in rows.deltas.items() if name not in balances}
+        if new:
+            connection.execute(insert(_ACCOUNT), [{"name": name, "balance_fen": delta} for name, delta in new.items()])
+            balances.update(new)
+    moved = connection.execute(update(_HEAD).where(_HEAD.c.id == 1, _HEAD.c.size == rows.seq)
+                               .values(size=rows.seq + 1).returning(_HEAD.c.registry_version)).first()
+    return (None if moved is None else moved.registry_version), balances
+
+
+# PostgreSQL: every row of the entry in one statement (data-modifying CTEs),
+# so the lock holder waits for one round trip instead of six; row counts vary,
+# so nodes, refs, postings and balances travel as arrays. Foreign keys are
+# checked at the end of the statement, when the entry row is there. The
+# sub-statements share one snapshot: `opened` learns which accounts exist
+# from `updated`'s RETURNING, not from the table.
+_ONE_STATEMENT = text("""
+WITH entry AS (
+    INSERT INTO ledger_entry (seq, ts, kind, region, actor, key_id, canonical, leaf_hash)
+    VALUES (:seq, :ts, :kind, :region, :actor, :key_id, :canonical, :leaf_hash)
+), nodes AS (
+    INSERT INTO ledger_node (id, hash)
+    SELECT * FROM unnest(CAST(:node_ids AS bigint[]), CAST(:node_hashes AS bytea[]))
+), refs AS (
+    INSERT INTO ledger_ref (seq, ref) SELECT :seq, unnest(CAST(:refs AS varchar[]))
+), postings AS (
+    INSERT INTO ledger_posting (seq, position, ts, kind, region, source, destination, amount_fen)
+    SELECT :seq, p.position - 1, :ts, :kind, :region, p.source, p.destination, p.amount_fen
+    FROM unnest(CAST(:sources AS varchar[]), CAST(:destinations AS varchar[]), CAST(:amounts AS bigint[]))
+         WITH ORDINALITY AS p (source, destination, amount_fen, position)
+), moved AS (
+    SELECT * FROM unnest(CAST(:accounts AS varchar[]), CAST(:deltas AS bigint[])) AS moved (name, delta)
+), updated AS (
+    UPDATE account SET balance_fen = account.balance_fen + moved.delta FROM moved
+    WHERE account.name = moved.name RETURNING account.name, account.balance_fen
+), opened AS (
+    INSERT INTO account (name, balance_fen)
+    SELECT name, delta FROM moved WHERE name NOT IN (SELECT name FROM updated) RETURNING name, balance_fen
+), head AS (
+    UPDATE ledger_head SET size = :seq + 1 WHERE id = 1 AND size = :seq RETURNING registry_version
+)
+SELECT name, balance_fen, CAST(NULL AS bigint) AS registry_version FROM updated
+UNION ALL
+SELECT name, balance_fen, NULL FROM opened
+UNION ALL
+SELECT NULL, NULL, registry_version FROM head
+""")
+
+
+def _write_in_one_statement(connection, rows: _Rows) -> tuple[int | None, dict[str, int]]:
+    result = connection.execute(_ONE_STATEMENT, {
+        **rows.entry_values(),
+        "node_ids": [key for key, _ in rows.nodes], "node_hashes": [value for _, value in rows.nodes],
+        "refs": rows.refs,
+        "sources": [p.source for p in rows.postings], "destinations": [p.destination for p in rows.postings],
+        "amounts": [p.amount for p in rows.postings],
+        "accounts": list(rows.deltas), "deltas": list(rows.deltas.values())})
+    registry_version, balances = None, {}
+    for name, balance, version in result:
+        if name is None:
+            registry_version = version
+        else:
+            balances[name] = balance
+    return registry_version, balances
+
+
+def forget(session: Session, model, key) -> None:
     """Expire an ORM copy of a row these statements changed behind the ORM's back."""
     stale = session.identity_map.get(session.identity_key(model, key))
     if stale is not None:

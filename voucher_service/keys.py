@@ -6,6 +6,7 @@ import threading
 
 from sqlmodel import Session, select
 
+from . import registry_cache
 from .ledger import SigningKey
 from .models import SigningKeyRecord
 
@@ -82,10 +83,10 @@ class KeyRing:
     def signer_for(self, session: Session):
         def signer(region: str) -> SigningKey:
             # Read in the appending transaction, under the ledger lock, so a
-            # rotation committed while the request waited is always seen;
-            # the id alone, through the connection: every append asks.
-            key_id = session.connection().execute(
-                select(SigningKeyRecord.key_id).where(_is_active_key_of(region))).scalar_one_or_none()
+            # rotation committed while the request waited is always seen: a
+            # rotation moves the registry version, which drops the cached id.
+            key_id = registry_cache.cached(session, "active_key", region, lambda: session.connection().execute(
+                select(SigningKeyRecord.key_id).where(_is_active_key_of(region))).scalar_one_or_none())
             if key_id is None:
                 raise KeyUnavailable(f"region {region} has no active signing key")
             return self.load(key_id)

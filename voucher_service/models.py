@@ -201,6 +201,9 @@ class LedgerHead(SQLModel, table=True):
                       CheckConstraint("size >= 0", name="ledger_head_size"))
     id: int = Field(default=1, primary_key=True)
     size: int = Field(default=0, sa_type=BigInteger)
+    # Moved by database triggers on every change to reference data
+    # (migration 0004); caches of that data are valid for one version.
+    registry_version: int = Field(default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"})
 
 
 class LedgerEntry(SQLModel, table=True):

@@ -1,13 +1,16 @@
 """The unified process: reserve → claim → confirm → redeem, or cancel / reject."""
 from __future__ import annotations
 
+from sqlalchemy import insert, select, update
+
+from ..journal import forget
 from ..ledger import Posting
-from ..models import Redemption
+from ..models import Redemption, Voucher
 from . import rules
 from .context import Context, local_date, new_id
 from .errors import NotFound
-from .registry import (_append, get_catalog_item, get_provider, lock, policy_in_effect, provider_categories,
-                       related_provider_ids)
+from .registry import (_append, catalog_facts, get_provider, lock, provider_facts, related_provider_set,
+                       subsidy_ratio_bp_in_effect)
 from .vouchers import get_voucher, held_account, voucher_account
 
 
@@ -20,8 +23,7 @@ def get_redemption(ctx: Context, redemption_id: str, *, for_update: bool = False
 
 def applicable_ratio_bp(ctx: Context, region: str, catalog_code: str) -> int:
     """The stricter of the catalogue item's and the issuing region's subsidy ratio."""
-    item = get_catalog_item(ctx, catalog_code)
-    return min(item.max_subsidy_ratio_bp, policy_in_effect(ctx, region).subsidy_ratio_bp)
+    return min(catalog_facts(ctx, catalog_code).max_subsidy_ratio_bp, subsidy_ratio_bp_in_effect(ctx, region))
 
 
 def _refs(redemption: Redemption) -> dict:
@@ -29,17 +31,31 @@ def _refs(redemption: Redemption) -> dict:
             "enterprise": redemption.enterprise_id, "provider": redemption.provider_id}
 
 
+_VOUCHER = Voucher.__table__
+_REDEMPTION = Redemption.__table__
+
+
 def reserve(ctx: Context, *, voucher_id: str, provider_id: str, catalog_code: str, service_fee_fen: int,
             amount_fen: int) -> Redemption:
+    # The busiest write of the programme, so its statements are Core and its
+    # reference data comes from the registry cache (docs/performance.md);
+    # every rule is still checked against the state as of the ledger lock.
     lock(ctx)
-    voucher = get_voucher(ctx, voucher_id, for_update=True)
-    provider = get_provider(ctx, provider_id)
-    item = get_catalog_item(ctx, catalog_code)
+    connection = ctx.session.connection()
+    # No FOR UPDATE: every change to a voucher takes the ledger lock first.
+    voucher = connection.execute(
+        select(_VOUCHER.c.id, _VOUCHER.c.enterprise_id, _VOUCHER.c.region, _VOUCHER.c.status,
+               _VOUCHER.c.valid_from, _VOUCHER.c.valid_until, _VOUCHER.c.available_fen)
+        .where(_VOUCHER.c.id == voucher_id)).first()
+    if voucher is None:
+        raise NotFound("voucher", f"no voucher {voucher_id}")
+    provider = provider_facts(ctx, provider_id)
+    item = catalog_facts(ctx, catalog_code)
     rules.check_voucher_usable(voucher.status, voucher.valid_from, voucher.valid_until, local_date(ctx.now))
     rules.check_catalog_item_active(item.active, item.code)
     rules.check_provider_active(provider.status, provider.id)
-    rules.check_provider_accredited(set(provider_categories(ctx, provider.id)), item.category, provider.id)
-    rules.check_not_related_party(set(related_provider_ids(ctx, voucher.enterprise_id)), provider.id)
+    rules.check_provider_accredited(provider.categories, item.category, provider.id)
+    rules.check_not_related_party(related_provider_set(ctx, voucher.enterprise_id), provider.id)
     rules.check_subsidy_ratio(amount_fen, service_fee_fen, applicable_ratio_bp(ctx, voucher.region, item.code))
     rules.check_available_balance(amount_fen, voucher.available_fen)
 
@@ -47,11 +63,11 @@ def reserve(ctx: Context, *, voucher_id: str, provider_id: str, catalog_code: st
                             provider_id=provider.id, region=voucher.region, catalog_code=item.code,
                             service_fee_fen=service_fee_fen, amount_fen=amount_fen, status="reserved",
                             reserved_at=ctx.now_str)
-    voucher.available_fen -= amount_fen
-    voucher.held_fen += amount_fen
-    ctx.session.add(voucher)
-    ctx.session.add(redemption)
-    ctx.session.flush()
+    connection.execute(update(_VOUCHER).where(_VOUCHER.c.id == voucher.id).values(
+        available_fen=_VOUCHER.c.available_fen - amount_fen, held_fen=_VOUCHER.c.held_fen + amount_fen))
+    forget(ctx.session, Voucher, voucher.id)
+    connection.execute(insert(_REDEMPTION).values(
+        {column: getattr(redemption, column) for column in _REDEMPTION.c.keys()}))
     _append(ctx, kind="redemption.reserved", region=voucher.region, refs=_refs(redemption),
             postings=[Posting(voucher_account(voucher.id), held_account(voucher.id), amount_fen)],
             data={"catalog_code": item.code, "service_fee_fen": service_fee_fen, "amount_fen": amount_fen})

@@ -1,11 +1,12 @@
 """Regions and their policies, the shared catalogue, providers and enterprises."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from sqlmodel import select
 
-from .. import journal
+from .. import journal, registry_cache
 from ..ledger import Posting
 from ..models import (CatalogCategory, CatalogItem, Enterprise, EnterpriseRelatedProvider, Policy, Provider,
                       ProviderCategory, Region)
@@ -29,6 +30,20 @@ def policy_in_effect(ctx: Context, region_code: str, on: date | None = None) -> 
     if policy is None:
         raise RuleViolation("policy_in_effect", f"policy in effect: region {region_code} has no policy on {on}")
     return policy
+
+
+def subsidy_ratio_bp_in_effect(ctx: Context, region_code: str, on: date | None = None) -> int:
+    """policy_in_effect(...).subsidy_ratio_bp, from the registry cache under the ledger lock."""
+    on = on or local_date(ctx.now)
+
+    def load():
+        return tuple(ctx.session.connection().execute(
+            select(Policy.effective_from, Policy.subsidy_ratio_bp).where(Policy.region == region_code)
+            .order_by(Policy.effective_from.desc())).all())
+    for effective_from, ratio_bp in registry_cache.cached(ctx.session, "policies", region_code, load):
+        if effective_from <= on:
+            return ratio_bp
+    raise RuleViolation("policy_in_effect", f"policy in effect: region {region_code} has no policy on {on}")
 
 
 def lock(ctx: Context) -> None:
@@ -117,6 +132,28 @@ def add_catalog_item(ctx: Context, *, region, code, category, name_zh, name_en, 
     return item
 
 
+@dataclass(frozen=True)
+class CatalogFacts:
+    """What the rules of spending a voucher read of a catalogue item."""
+    code: str
+    category: str
+    active: bool
+    max_subsidy_ratio_bp: int
+
+
+def catalog_facts(ctx: Context, code: str) -> CatalogFacts:
+    def load():
+        row = ctx.session.connection().execute(
+            select(CatalogItem.code, CatalogItem.category, CatalogItem.active, CatalogItem.max_subsidy_ratio_bp)
+            .where(CatalogItem.code == code)).first()
+        return None if row is None else CatalogFacts(row.code, row.category, bool(row.active),
+                                                     row.max_subsidy_ratio_bp)
+    facts = registry_cache.cached(ctx.session, "catalog_item", code, load)
+    if facts is None:
+        raise NotFound("catalog_item", f"no catalogue item {code}")
+    return facts
+
+
 def get_catalog_item(ctx: Context, code: str) -> CatalogItem:
     item = ctx.session.get(CatalogItem, code)
     if item is None:
@@ -181,6 +218,28 @@ def register_provider(ctx: Context, *, name, uscc, region, categories, provider_
     return provider
 
 
+@dataclass(frozen=True)
+class ProviderFacts:
+    """What the rules of spending a voucher read of a provider."""
+    id: str
+    region: str
+    status: str
+    categories: frozenset[str]
+
+
+def provider_facts(ctx: Context, provider_id: str) -> ProviderFacts:
+    def load():
+        row = ctx.session.connection().execute(
+            select(Provider.id, Provider.region, Provider.status).where(Provider.id == provider_id)).first()
+        if row is None:
+            return None
+        return ProviderFacts(row.id, row.region, row.status, frozenset(provider_categories(ctx, provider_id)))
+    facts = registry_cache.cached(ctx.session, "provider", provider_id, load)
+    if facts is None:
+        raise NotFound("provider", f"no provider {provider_id}")
+    return facts
+
+
 def get_provider(ctx: Context, provider_id: str) -> Provider:
     provider = ctx.session.get(Provider, provider_id)
     if provider is None:
@@ -208,6 +267,12 @@ def related_provider_ids(ctx: Context, enterprise_id: str) -> list[str]:
         select(EnterpriseRelatedProvider.provider_id)
         .where(EnterpriseRelatedProvider.enterprise_id == enterprise_id)
         .order_by(EnterpriseRelatedProvider.provider_id)).scalars())
+
+
+def related_provider_set(ctx: Context, enterprise_id: str) -> frozenset[str]:
+    """related_provider_ids as a set, from the registry cache under the ledger lock."""
+    return registry_cache.cached(ctx.session, "related_providers", enterprise_id,
+                                 lambda: frozenset(related_provider_ids(ctx, enterprise_id)))
 
 
 def register_enterprise(ctx: Context, *, name, uscc, region, kind, related_provider_ids=(),
