@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import case, insert, select, text, update
+from sqlalchemy import bindparam, case, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -36,6 +36,13 @@ _NODE = LedgerNode.__table__
 _REF = LedgerRef.__table__
 _POSTING = LedgerPosting.__table__
 _ACCOUNT = Account.__table__
+
+# Built once: constructing a statement costs more Python than running a cached one.
+_LOCK_HEAD = select(_HEAD.c.size, _HEAD.c.registry_version).where(_HEAD.c.id == 1).with_for_update()
+_NODES_BY_KEY = select(_NODE.c.id, _NODE.c.hash).where(_NODE.c.id.in_(bindparam("keys", expanding=True)))
+_INSERT_ENTRY, _INSERT_NODE, _INSERT_REF, _INSERT_POSTING = (insert(t) for t in (_ENTRY, _NODE, _REF, _POSTING))
+_MOVE_HEAD = (update(_HEAD).where(_HEAD.c.id == 1, _HEAD.c.size == bindparam("at_seq"))
+              .values(size=bindparam("at_seq") + 1).returning(_HEAD.c.registry_version))
 
 # session.info key: [the transaction holding the lock, the ledger's size in it,
 # the registry version read with the lock]
@@ -66,8 +73,7 @@ def lock_ledger(session: Session) -> int:
     transaction = session.get_transaction()
     if held is not None and transaction is not None and held[0] is transaction:
         return held[1]
-    head = session.connection().execute(
-        select(_HEAD.c.size, _HEAD.c.registry_version).where(_HEAD.c.id == 1).with_for_update()).first()
+    head = session.connection().execute(_LOCK_HEAD).first()
     if head is None:
         raise LedgerInvariantError("ledger head row is missing: run `vouchers init`")
     session.expire_all()
@@ -95,7 +101,7 @@ def node_reader(session: Session):
             return []
         keys = [node_key(n) for n in nodes]
         found = {key: bytes(value) for key, value in session.connection().execute(
-            select(_NODE.c.id, _NODE.c.hash).where(_NODE.c.id.in_(keys)))}
+            _NODES_BY_KEY, {"keys": keys})}
         missing = [n for n, key in zip(nodes, keys) if key not in found]
         if missing:
             raise LedgerInvariantError(f"stored Merkle nodes missing: {missing[:5]}")
@@ -190,13 +196,13 @@ class _Rows:
 
 def _write_statement_by_statement(connection, rows: _Rows) -> tuple[int | None, dict[str, int]]:
     """SQLite: a statement is a function call, not a round trip."""
-    connection.execute(insert(_ENTRY), rows.entry_values())
-    connection.execute(insert(_NODE), [{"id": key, "hash": value} for key, value in rows.nodes])
+    connection.execute(_INSERT_ENTRY, rows.entry_values())
+    connection.execute(_INSERT_NODE, [{"id": key, "hash": value} for key, value in rows.nodes])
     if rows.refs:
-        connection.execute(insert(_REF), [{"seq": rows.seq, "ref": ref} for ref in rows.refs])
+        connection.execute(_INSERT_REF, [{"seq": rows.seq, "ref": ref} for ref in rows.refs])
     balances = {}
     if rows.postings:
-        connection.execute(insert(_POSTING), [
+        connection.execute(_INSERT_POSTING, [
             {"seq": rows.seq, "position": position, "ts": rows.ts, "kind": rows.kind, "region": rows.region,
              "source": p.source, "destination": p.destination, "amount_fen": p.amount}
             for position, p in enumerate(rows.postings)])
@@ -211,8 +217,7 @@ def _write_statement_by_statement(connection, rows: _Rows) -> tuple[int | None, 
         if new:
             connection.execute(insert(_ACCOUNT), [{"name": name, "balance_fen": delta} for name, delta in new.items()])
             balances.update(new)
-    moved = connection.execute(update(_HEAD).where(_HEAD.c.id == 1, _HEAD.c.size == rows.seq)
-                               .values(size=rows.seq + 1).returning(_HEAD.c.registry_version)).first()
+    moved = connection.execute(_MOVE_HEAD, {"at_seq": rows.seq}).first()
     return (None if moved is None else moved.registry_version), balances
 
 

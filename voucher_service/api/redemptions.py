@@ -3,8 +3,8 @@ from flask import url_for
 from marshmallow import Schema, fields, validate
 from sqlmodel import or_, select
 
-from ..domain import redemptions
-from ..models import Provider, Redemption, Voucher
+from ..domain import redemptions, vouchers
+from ..models import Provider, Redemption
 from .common import Blueprint, ResourceSchema, Fen, PageArgs, Text, domain_context, forbid, hide, page, page_schema, require
 from .vouchers import can_see_voucher
 
@@ -119,7 +119,7 @@ def list_redemptions(args):
 def reserve(body):
     who = require()
     ctx = domain_context()
-    voucher = ctx.session.get(Voucher, body["voucher_id"])
+    voucher = vouchers.voucher_holder(ctx, body["voucher_id"])
     if voucher is None or not can_see_voucher(who, voucher):
         hide(f"no voucher {body['voucher_id']}")
     if who.role != "sme" or who.enterprise_id != voucher.enterprise_id:

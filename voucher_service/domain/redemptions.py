@@ -1,7 +1,7 @@
 """The unified process: reserve → claim → confirm → redeem, or cancel / reject."""
 from __future__ import annotations
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from ..journal import forget
 from ..ledger import Posting
@@ -33,6 +33,14 @@ def _refs(redemption: Redemption) -> dict:
 
 _VOUCHER = Voucher.__table__
 _REDEMPTION = Redemption.__table__
+# Built once: constructing a statement costs more Python than running a cached one.
+# No FOR UPDATE: every change to a voucher takes the ledger lock first.
+_VOUCHER_TO_SPEND = select(_VOUCHER.c.id, _VOUCHER.c.enterprise_id, _VOUCHER.c.region, _VOUCHER.c.status,
+                           _VOUCHER.c.valid_from, _VOUCHER.c.valid_until,
+                           _VOUCHER.c.available_fen).where(_VOUCHER.c.id == bindparam("id"))
+_HOLD = update(_VOUCHER).where(_VOUCHER.c.id == bindparam("voucher_id")).values(
+    available_fen=_VOUCHER.c.available_fen - bindparam("amount"), held_fen=_VOUCHER.c.held_fen + bindparam("amount"))
+_INSERT_REDEMPTION = insert(_REDEMPTION)
 
 
 def reserve(ctx: Context, *, voucher_id: str, provider_id: str, catalog_code: str, service_fee_fen: int,
@@ -42,11 +50,7 @@ def reserve(ctx: Context, *, voucher_id: str, provider_id: str, catalog_code: st
     # every rule is still checked against the state as of the ledger lock.
     lock(ctx)
     connection = ctx.session.connection()
-    # No FOR UPDATE: every change to a voucher takes the ledger lock first.
-    voucher = connection.execute(
-        select(_VOUCHER.c.id, _VOUCHER.c.enterprise_id, _VOUCHER.c.region, _VOUCHER.c.status,
-               _VOUCHER.c.valid_from, _VOUCHER.c.valid_until, _VOUCHER.c.available_fen)
-        .where(_VOUCHER.c.id == voucher_id)).first()
+    voucher = connection.execute(_VOUCHER_TO_SPEND, {"id": voucher_id}).first()
     if voucher is None:
         raise NotFound("voucher", f"no voucher {voucher_id}")
     provider = provider_facts(ctx, provider_id)
@@ -63,11 +67,9 @@ def reserve(ctx: Context, *, voucher_id: str, provider_id: str, catalog_code: st
                             provider_id=provider.id, region=voucher.region, catalog_code=item.code,
                             service_fee_fen=service_fee_fen, amount_fen=amount_fen, status="reserved",
                             reserved_at=ctx.now_str)
-    connection.execute(update(_VOUCHER).where(_VOUCHER.c.id == voucher.id).values(
-        available_fen=_VOUCHER.c.available_fen - amount_fen, held_fen=_VOUCHER.c.held_fen + amount_fen))
+    connection.execute(_HOLD, {"voucher_id": voucher.id, "amount": amount_fen})
     forget(ctx.session, Voucher, voucher.id)
-    connection.execute(insert(_REDEMPTION).values(
-        {column: getattr(redemption, column) for column in _REDEMPTION.c.keys()}))
+    connection.execute(_INSERT_REDEMPTION, {column: getattr(redemption, column) for column in _REDEMPTION.c.keys()})
     _append(ctx, kind="redemption.reserved", region=voucher.region, refs=_refs(redemption),
             postings=[Posting(voucher_account(voucher.id), held_account(voucher.id), amount_fen)],
             data={"catalog_code": item.code, "service_fee_fen": service_fee_fen, "amount_fen": amount_fen})

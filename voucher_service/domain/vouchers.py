@@ -4,7 +4,7 @@ from __future__ import annotations
 import secrets
 from datetime import date, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import select
 
 from ..ledger import Posting
@@ -111,6 +111,15 @@ def get_voucher(ctx: Context, voucher_id: str, *, for_update: bool = False) -> V
     if voucher is None:
         raise NotFound("voucher", f"no voucher {voucher_id}")
     return voucher
+
+
+_HOLDER = select(Voucher.region, Voucher.enterprise_id).where(Voucher.id == bindparam("voucher_id"))
+
+
+def voucher_holder(ctx: Context, voucher_id: str):
+    """The voucher's region and enterprise (a row), or None: what an access
+    check needs before a reservation, read without the ORM (every one asks)."""
+    return ctx.session.connection().execute(_HOLDER, {"voucher_id": voucher_id}).first()
 
 
 def _close_voucher(ctx: Context, voucher: Voucher, status: str, kind: str, data: dict) -> Voucher:
