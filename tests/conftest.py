@@ -50,7 +50,24 @@ class Databases:
         self.keys_dir = os.path.join(root, "keys")
         self.admin_url = TEST_DATABASE_URL or None
         self.prefix = f"vt{os.getpid()}_"
+        if self.postgres:
+            self.sweep()
         self.template_url = self.empty()
+
+    def sweep(self) -> None:
+        """Drop the databases of earlier runs whose process is gone (a killed
+        or interrupted run leaves its vt<pid>_ databases behind)."""
+        engine = create_engine(self.admin_url)
+        try:
+            with engine.connect() as connection:
+                names = connection.exec_driver_sql(
+                    r"SELECT datname FROM pg_database WHERE datname ~ '^vt[0-9]+_[0-9a-f]{12}$'").scalars().all()
+        finally:
+            engine.dispose()
+        for name in names:
+            pid = int(name[2:name.index("_")])
+            if pid != os.getpid() and not _process_alive(pid):
+                self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     @property
     def postgres(self) -> bool:
@@ -95,6 +112,16 @@ class Databases:
 
     def app(self, url: str):
         return create_app(make_config(url, self.keys_dir))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @pytest.fixture(scope="session")
