@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import collections
 import hashlib
 import json
 import multiprocessing
@@ -50,6 +51,8 @@ import os
 import re
 import sys
 import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, Iterable, Iterator
@@ -709,44 +712,36 @@ def verify_export_parallel(handle: BinaryIO, path: str | None, checkpoint_note: 
     """verify_export, with the per-line checks in `jobs` worker processes.
 
     `handle` is read here, once, to cut the export into chunks at line
-    boundaries; the workers read their chunk from `path` (or get it through
-    the pipe when `path` is None, as for standard input). Results come back in
-    file order (imap) and are replayed in order; at most 2 × jobs chunks are in
-    flight. A worker's failure is reported only once every chunk before it has
-    been replayed without one, so the first bad seq is the one a single process
-    reports. After a failure no new chunk is sent, the workers skip the ones
-    already sent, and the pool is closed and joined (not killed: a worker killed
-    while it writes a result would leave the result pipe locked).
+    boundaries; the workers read their chunk from `path` (or get it in the
+    task when `path` is None, as for standard input). At most 2 × jobs chunks
+    are in flight, and their results are replayed in file order. A worker's
+    failure is reported only once every chunk before it has been replayed
+    without one, so the first bad seq is the one a single process reports.
+    After a failure no new chunk is sent and the workers skip the ones already
+    sent. A worker that dies (killed, out of memory) breaks the pool, which
+    `concurrent.futures` notices whatever the worker was doing: the command
+    says so and stops, it never waits for ever.
     """
     if chunk_bytes < 1:
         raise ValueError("chunk_bytes must be positive")
     replay = _Replay(checkpoint_note, keys, previous_checkpoint_note)
-    slots = threading.Semaphore(2 * jobs)
-    stop = threading.Event()
-
-    def tasks():  # run by the pool's task thread: waits while 2 × jobs chunks are in flight
-        for task in _chunks(handle, chunk_bytes, with_data=path is None):
-            slots.acquire()
-            if stop.is_set():
-                return
-            yield task
-
     context = _pool_context(start_method)
     stop_workers = context.Event()
-    pool = context.Pool(jobs, initializer=_init_worker, initargs=(keys, replay.wanted, path, stop_workers))
-    workers = {process.pid for process in getattr(pool, "_pool", ())}
     failure: VerificationError | None = None
+    chunks = _chunks(handle, chunk_bytes, with_data=path is None)
+    in_flight: collections.deque = collections.deque()
+    executor = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
+                                   initargs=(keys, replay.wanted, path, stop_workers))
     try:
-        results = pool.imap(_check_chunk, tasks())
         while True:
-            try:
-                first, leaves, postings, ts_at, bad = results.next(timeout=1.0)
-            except StopIteration:
+            while failure is None and len(in_flight) < 2 * jobs:
+                task = next(chunks, None)
+                if task is None:
+                    break
+                in_flight.append(executor.submit(_check_chunk, task))
+            if not in_flight:
                 break
-            except multiprocessing.TimeoutError:
-                _check_workers(pool, workers)
-                continue
-            slots.release()
+            first, leaves, postings, ts_at, bad = in_flight.popleft().result()
             if failure is not None:
                 continue  # draining the chunks in flight after a failure
             try:
@@ -756,28 +751,15 @@ def verify_export_parallel(handle: BinaryIO, path: str | None, checkpoint_note: 
                     raise VerificationError(why, seq=seq, where=where if seq is None else None)
             except VerificationError as exc:
                 failure = exc
-                stop.set()
                 stop_workers.set()
-        pool.close()
-        pool.join()
-    except BaseException:
-        pool.terminate()
-        raise
+    except BrokenProcessPool:
+        raise ChildProcessError("a worker process ended unexpectedly: the export was not verified") from None
     finally:
-        stop.set()
-        slots.release()  # wake the task thread if it waits, so that it ends
+        stop_workers.set()
+        executor.shutdown(wait=True, cancel_futures=True)
     if failure is not None:
         raise failure
     return replay.finish()
-
-
-def _check_workers(pool, started: set) -> None:
-    """A pool replaces a worker that dies (killed, out of memory) and its chunk is never answered:
-    say so instead of waiting for ever. (No worker ends on its own before the pool is closed.)"""
-    current = {process.pid for process in getattr(pool, "_pool", ())}
-    if started and current and current != started:
-        pool.terminate()
-        raise ChildProcessError("a worker process ended unexpectedly: the export was not verified")
 
 
 def _b64(value: bytes) -> str:

@@ -506,3 +506,39 @@ def test_the_signed_bytes_are_the_canonical_bytes_without_sig(log):
         assert _signed_bytes(entry, line) == unsigned
         # A line that does not end as RFC 8785 says (not possible after the checks) falls back to encoding.
         assert _signed_bytes(entry, line + b" ") == unsigned
+
+
+@pytest.mark.parametrize("when", ["checking", "answering"])
+def test_a_worker_killed_mid_run_stops_the_command_with_an_error(files, log, monkeypatch, when):
+    """The OS may kill a worker (out of memory, an operator): the auditor gets
+    an error, never a hang, whether the worker was checking lines or, a moment
+    later, writing its result back (which a multiprocessing.Pool cannot
+    recover from: its result pipe stays locked)."""
+    import signal
+    import threading
+
+    parent, check_line = os.getpid(), verify._check_line
+
+    def killed(*args):
+        if os.getpid() != parent:
+            if when == "checking":
+                os.kill(os.getpid(), signal.SIGKILL)
+            threading.Timer(0.0005, os.kill, (os.getpid(), signal.SIGKILL)).start()
+        return check_line(*args)
+
+    monkeypatch.setattr(verify, "_check_line", killed)  # fork: the workers inherit the patched module
+    result = {}
+
+    def run():
+        try:
+            result["outcome"] = outcome(files, export_with(log, {}), jobs=2, chunk_bytes=SMALL_CHUNKS[0],
+                                        start_method="fork")
+        except BaseException as exc:  # noqa: BLE001 - what the command would report
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the verifier hangs after a worker was killed"
+    assert isinstance(result.get("error"), ChildProcessError), result
+    assert "ended unexpectedly" in str(result["error"])
