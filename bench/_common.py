@@ -314,7 +314,9 @@ def _proc_table() -> dict[int, tuple[int, str, int]]:
         comm_end = raw.rfind(")")
         comm = raw[raw.find("(") + 1:comm_end]
         fields = raw[comm_end + 2:].split()
-        table[int(name)] = (int(fields[1]), comm, int(fields[11]) + int(fields[12]))
+        # utime + stime, and cutime + cstime: the CPU of children it has
+        # reaped (a gunicorn worker recycled, a PostgreSQL backend ended).
+        table[int(name)] = (int(fields[1]), comm, sum(int(value) for value in fields[11:15]))
     return table
 
 
@@ -376,12 +378,19 @@ class CpuSplit:
         after = _proc_table()
         server_tree = _ours(after, self.server_pid) | _ours(self.before, self.server_pid)
         used = {"server": 0, "database": 0}
+
+        def group(pid, comm):
+            return "server" if pid in server_tree else "database" if is_database_process(comm) else None
+
         for pid, (_ppid, comm, cpu) in after.items():
             start = self.before.get(pid, (0, "", 0))[2] if pid in self.before else 0
-            if pid in server_tree:
-                used["server"] += cpu - start
-            elif is_database_process(comm):
-                used["database"] += cpu - start
+            if group(pid, comm):
+                used[group(pid, comm)] += cpu - start
+        for pid, (_ppid, comm, cpu) in self.before.items():
+            # Ended meanwhile: its whole CPU is now in its parent's children
+            # time (counted above), of which only what came after start() counts.
+            if pid not in after and group(pid, comm):
+                used[group(pid, comm)] -= cpu
         split = {name: ticks / _TICK for name, ticks in used.items()}
         # The client (wrk) has exited and been waited for by now: its CPU is our children's.
         split["client"] = _children_cpu_s() - self.children_before
