@@ -19,13 +19,15 @@ import argparse
 import base64
 import binascii
 import sys
-from datetime import datetime
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from .canonical import canonical_bytes
-from .verify import TIMESTAMP, TIMESTAMP_FORMAT, VerificationError, load_keys, read_json
+# The entry verifier's checks of a shown value and of a timestamp, so that both
+# tools accept the same times and quote bad values alike.
+from .verify import VerificationError, _show, load_keys, read_json
+from .verify import _timestamp as check_timestamp
 
 SIGNATURE_ALG = "ed25519"
 SIGNATURE_FIELDS = frozenset({"key_id", "alg", "value"})
@@ -45,11 +47,6 @@ class StatementChecksFailed(StatementError):
     def __init__(self, message: str, failed: list[dict]):
         super().__init__(message)
         self.failed = failed
-
-
-def _show(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _plain(value) -> str:
@@ -78,13 +75,9 @@ def sign_statement(unsigned: dict, key) -> dict:
 
 
 def _timestamp(value, what: str) -> str:
-    if not isinstance(value, str) or not TIMESTAMP.match(value):
-        raise StatementError(f"{what} {_show(value)} is not an RFC 3339 UTC time with microseconds")
-    try:
-        datetime.strptime(value, TIMESTAMP_FORMAT)
-    except ValueError:
-        raise StatementError(f"{what} {value} is not a valid date and time") from None
-    return value
+    def fail(why):
+        raise StatementError(why)
+    return check_timestamp(value, what, fail)
 
 
 def _signature(statement: dict) -> tuple[str, bytes]:
