@@ -10,13 +10,10 @@ import json
 import os
 import platform
 import resource
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -30,6 +27,8 @@ PG_ADMIN_URL = os.environ.get("VOUCHERS_BENCH_POSTGRES_URL", "postgresql+psycopg
 PASSPHRASE = "bench-passphrase"
 ORIGIN = "bench.vouchers.example/ledger"
 BIN = os.path.dirname(sys.executable)
+
+from voucher_service import devserver  # noqa: E402  (after the path above)
 
 
 # --- figures -------------------------------------------------------------------
@@ -217,61 +216,18 @@ def drop_pg_database(url: str) -> None:
 
 # --- servers -----------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def service_env(database_url: str, keys_dir: str, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VOUCHERS_", "GUNICORN_", "PROMETHEUS_"))}
-    env.update(DATABASE_URL=database_url, VOUCHERS_KEYS_DIR=keys_dir, VOUCHERS_KEY_PASSPHRASE=PASSPHRASE,
-               VOUCHERS_SEEDS=os.path.join(REPO, "seeds"), VOUCHERS_LEDGER_ORIGIN=ORIGIN,
-               VOUCHERS_LOG_FORMAT="json")
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
+    return devserver.service_env(database_url, keys_dir, PASSPHRASE, VOUCHERS_LEDGER_ORIGIN=ORIGIN, **extra)
 
 
-class Gunicorn:
+class Gunicorn(devserver.GunicornProcess):
     """gunicorn with the project's gunicorn.conf.py, in its own process group."""
 
     def __init__(self, app: str, env: dict, workers: int, log_path: str, cwd: str = REPO):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.env = dict(env, GUNICORN_BIND=f"127.0.0.1:{self.port}", GUNICORN_WORKERS=str(workers))
-        self.app, self.log_path, self.cwd = app, log_path, cwd
-        self.process = None
-
-    def start(self, ready_path: str = "/readyz", timeout: float = 60) -> "Gunicorn":
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [os.path.join(BIN, "gunicorn"), "-c", os.path.join(REPO, "gunicorn.conf.py"), self.app],
-                cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.process.returncode}; see {self.log_path}")
-            try:
-                with urllib.request.urlopen(self.base + ready_path, timeout=5) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"gunicorn did not become ready in {timeout} s; see {self.log_path}")
+        super().__init__(app, env, workers, log_path, bin_dir=BIN, cwd=cwd)
 
     def workers(self) -> list[int]:
         return children_of(self.process.pid) if self.process else []
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
 
 
 def build_app(database_url: str, keys_dir: str, **config):

@@ -4,77 +4,31 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from conftest import PASSPHRASE, REPO, SEEDS
+from conftest import PASSPHRASE, REPO
+from voucher_service.devserver import GunicornProcess, free_port, service_env  # noqa: F401 (free_port: for tests)
 
 BIN = os.path.dirname(sys.executable)
 STARTUP_TIMEOUT_S = 30
 REQUEST_TIMEOUT_S = 60
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def server_env(database_url: str, keys_dir: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VOUCHERS_", "GUNICORN_", "PROMETHEUS_"))}
-    env.update(DATABASE_URL=database_url, VOUCHERS_KEYS_DIR=keys_dir, VOUCHERS_KEY_PASSPHRASE=PASSPHRASE,
-               VOUCHERS_SEEDS=SEEDS, VOUCHERS_LOG_FORMAT="json")
-    return env
+    return service_env(database_url, keys_dir, PASSPHRASE)
 
 
-class Server:
+class Server(GunicornProcess):
     def __init__(self, database_url: str, keys_dir: str, log_path: str, workers: int = 4):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.env = server_env(database_url, keys_dir)
-        self.env.update(GUNICORN_BIND=f"127.0.0.1:{self.port}", GUNICORN_WORKERS=str(workers))
-        self.log_path = log_path
-        self.process = None
+        super().__init__("wsgi:app", server_env(database_url, keys_dir), workers, log_path, bin_dir=BIN)
 
     def start(self) -> "Server":
-        with open(self.log_path, "ab") as log:
-            # A session of its own, so that a crash test can kill the whole group.
-            self.process = subprocess.Popen(
-                [os.path.join(BIN, "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=REPO, env=self.env,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.process.returncode}; see {self.log_path}")
-            try:
-                if self.request("GET", "/readyz")[0] == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"gunicorn did not become ready in {STARTUP_TIMEOUT_S} s; see {self.log_path}")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-
-    def kill(self) -> None:
-        """kill -9 the master and every worker at once: a power cut, as far as they can tell."""
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
+        return super().start(timeout_s=STARTUP_TIMEOUT_S)
 
     def request(self, method: str, path: str, *, token: str | None = None, body=None, headers=None):
         data = None if body is None else json.dumps(body).encode()

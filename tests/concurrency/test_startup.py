@@ -7,15 +7,14 @@ initialised it starts and /readyz says what to do.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 import urllib.request
 
 import pytest
 
-from conftest import PASSPHRASE, REPO
-from server import BIN, Server
+from conftest import PASSPHRASE
+from server import Server
 
 # Workers decrypt the keys (scrypt) and exit: the master follows at once. Generous for slow CI.
 EXIT_TIMEOUT_S = 60
@@ -29,12 +28,9 @@ def initialised(databases):
 
 
 def run_until_exit(server: Server) -> tuple[int, str, float]:
-    """Start gunicorn as tests/server.py does and wait for it to stop by itself."""
+    """Start gunicorn and wait for it to stop by itself."""
     started = time.monotonic()
-    with open(server.log_path, "ab") as log:
-        server.process = subprocess.Popen(
-            [os.path.join(BIN, "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=REPO, env=server.env,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server.launch()
     try:
         code = server.process.wait(timeout=EXIT_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -83,10 +79,7 @@ def test_a_server_whose_keys_open_starts(initialised, databases, tmp_path):
 def test_a_server_over_an_uninitialised_database_starts_and_is_not_ready(empty_database, databases, tmp_path):
     server = Server(empty_database, str(tmp_path / "keys"), str(tmp_path / "gunicorn.log"), workers=1)
     server.env["VOUCHERS_KEY_PASSPHRASE"] = "anything"
-    with open(server.log_path, "ab") as log:
-        server.process = subprocess.Popen(
-            [os.path.join(BIN, "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=REPO, env=server.env,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server.launch()
     try:
         deadline = time.monotonic() + EXIT_TIMEOUT_S
         while True:
