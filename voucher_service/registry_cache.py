@@ -89,12 +89,15 @@ def _changed_here(session: Session) -> bool:
         return True
     # Not yet flushed: the reads below go through the connection and would
     # not see these, but the transaction is about to change reference data.
+    return _registry_objects_pending(session)
+
+
+def _registry_objects_pending(session: Session) -> bool:
     return any(isinstance(obj, REGISTRY_MODELS) for pending in (session.new, session.dirty, session.deleted)
                for obj in pending)
 
 
 @event.listens_for(Session, "before_flush")
 def _note_registry_changes(session, _flush_context, _instances) -> None:
-    if any(isinstance(obj, REGISTRY_MODELS) for pending in (session.new, session.dirty, session.deleted)
-           for obj in pending):
+    if _registry_objects_pending(session):
         session.info[_CHANGED_IN] = session.get_transaction()
