@@ -38,7 +38,7 @@ test-postgres: $(BIN)/vouchers
 
 # Regenerate schemas/openapi.json after changing the API (a test fails when it drifts).
 openapi: $(BIN)/vouchers
-	$(BIN)/python -m voucher_service.openapi_dump schemas/openapi.json
+	$(BIN)/python -m voucher_service.http.openapi_dump schemas/openapi.json
 
 # Benchmarks, not tests (docs/performance.md): every script in bench/ with modest
 # defaults, each printing its figures against a baseline measured in the same run

@@ -56,7 +56,7 @@ def _check_signing_keys_once():
     forks (wsgi.py checks again in each worker, for other servers)."""
     from voucher_service import create_app
     from voucher_service.db import get_engine
-    from voucher_service.security import StartupError, check_signing_keys
+    from voucher_service.http.security import StartupError, check_signing_keys
 
     app = create_app()
     try:

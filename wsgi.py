@@ -7,7 +7,7 @@ answers until its first signature fails. gunicorn reports an AppImportError
 from a worker as "App failed to load" and exits non-zero.
 """
 from voucher_service import create_app
-from voucher_service.security import StartupError, check_signing_keys
+from voucher_service.http.security import StartupError, check_signing_keys
 
 try:
     from gunicorn.errors import AppImportError as _StartupFailure

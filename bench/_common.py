@@ -28,8 +28,7 @@ PASSPHRASE = "bench-passphrase"
 ORIGIN = "bench.vouchers.example/ledger"
 BIN = os.path.dirname(sys.executable)
 
-from voucher_service import devserver  # noqa: E402  (after the path above)
-
+from voucher_service.cli import devserver
 
 # --- figures -------------------------------------------------------------------
 

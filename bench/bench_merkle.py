@@ -36,11 +36,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import (ForeignCpu, Report, build_app, foreign_note, percentile, postgres_available,  # noqa: E402
-                     wait_until_quiet)
+from _common import ForeignCpu, Report, build_app, foreign_note, percentile, postgres_available, wait_until_quiet  # noqa: E402
 from ledger_data import ensure_ledger, ensure_postgres_ledger, keys_dir, ledger_url  # noqa: E402
 
-from voucher_service.ledger import merkle  # noqa: E402
+from voucher_service.ledger import merkle
 
 
 def load_entries(size: int, leaves: int) -> list[bytes]:
@@ -95,8 +94,8 @@ def timed(function, *args, repeat: int = 1):
 def proofs(report: Report, label: str, url: str, size: int, count: int, leaves_for_check: list[bytes] | None):
     from sqlmodel import Session
 
-    from voucher_service import tree
     from voucher_service.db import get_engine
+    from voucher_service.journal import tree
     app = build_app(url, keys_dir())
     rng = random.Random(7)
     figures = {}

@@ -28,8 +28,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import (RESULTS_DIR, REPO, ForeignCpu, Report, build_app, foreign_note,  # noqa: E402
-                     postgres_available, wait_until_quiet)
+from _common import REPO, RESULTS_DIR, ForeignCpu, Report, build_app, foreign_note, postgres_available, wait_until_quiet  # noqa: E402
 from ledger_data import auditor_token, ensure_ledger, ensure_postgres_ledger, keys_dir, ledger_url  # noqa: E402
 
 
@@ -44,9 +43,9 @@ def periods_of(session) -> list[str]:
 def bench_database(label: str, url: str, args, report: Report) -> dict:
     from sqlmodel import text
 
-    from voucher_service.api.reconciliation import snapshot
     from voucher_service.db import get_engine, get_session
-    from voucher_service.domain.reconciliation import build_statement
+    from voucher_service.payout.api.reconciliation import snapshot
+    from voucher_service.payout.reconciliation import build_statement
     app = build_app(url, keys_dir())
     token = auditor_token(app)
     client = app.test_client()

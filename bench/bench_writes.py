@@ -32,9 +32,23 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import (BENCH_DIR, CACHE_DIR, CpuSplit, ForeignCpu, Gunicorn, Report, build_app,  # noqa: E402
-                     create_pg_database, drop_pg_database, foreign_note, postgres_available, pss_mib, rss_mib,
-                     service_env, wait_until_quiet)
+from _common import (  # noqa: E402
+    BENCH_DIR,
+    CACHE_DIR,
+    CpuSplit,
+    ForeignCpu,
+    Gunicorn,
+    Report,
+    build_app,
+    create_pg_database,
+    drop_pg_database,
+    foreign_note,
+    postgres_available,
+    pss_mib,
+    rss_mib,
+    service_env,
+    wait_until_quiet,
+)
 
 LUA = os.path.join(BENCH_DIR, "wrk", "load.lua")
 RESERVATION_FEN = 500            # 5 CNY each: a 50,000 CNY voucher takes 10,000 reservations
@@ -44,7 +58,7 @@ PROVIDERS = {"SH": "prv-sh-001", "KS": "prv-ks-002"}  # both accredited for test
 
 
 def uscc_for(number: int, division: str) -> str:
-    from voucher_service.domain.uscc import _org_check_char, uscc_check_char
+    from voucher_service.providers.uscc import _org_check_char, uscc_check_char
     org8 = f"{number:08d}"
     first17 = "91" + division + org8 + _org_check_char(org8)
     return first17 + uscc_check_char(first17)
@@ -54,10 +68,11 @@ def prepare_service(url: str, keys_dir: str) -> list[tuple[str, str]]:
     """`vouchers init`, then SMEs with a voucher and a token each, through the domain layer."""
     from sqlmodel import Session
 
-    from voucher_service import auth
     from voucher_service.db import get_engine
-    from voucher_service.domain import registry, vouchers
-    from voucher_service.domain.context import Context
+    from voucher_service.enterprises import service as enterprises
+    from voucher_service.http import auth
+    from voucher_service.process import applications
+    from voucher_service.programme.context import Context
 
     app = build_app(url, keys_dir)
     result = app.test_cli_runner().invoke(args=["init"])
@@ -74,13 +89,13 @@ def prepare_service(url: str, keys_dir: str) -> list[tuple[str, str]]:
                     number += 1
                     officer = Context(session=session, signer=keyring.signer_for(session),
                                       actor=f"bench:officer:{region}")
-                    enterprise = registry.register_enterprise(officer, name=f"基准测试企业 {number:04d}",
+                    enterprise = enterprises.register_enterprise(officer, name=f"基准测试企业 {number:04d}",
                                                               uscc=uscc_for(number, division), region=region,
                                                               kind="enterprise")
                     sme = Context(session=session, signer=keyring.signer_for(session), actor=f"bench:sme:{number}")
-                    application = vouchers.submit_application(sme, enterprise_id=enterprise.id,
+                    application = applications.submit_application(sme, enterprise_id=enterprise.id,
                                                               amount_fen=VOUCHER_FEN, purpose="benchmark")
-                    _application, voucher = vouchers.approve_application(officer, application.id)
+                    _application, voucher = applications.approve_application(officer, application.id)
                     token, _row = auth.create_token(session, role="sme", enterprise_id=enterprise.id)
                     body = {"voucher_id": voucher.id, "provider_id": PROVIDERS["SH" if number % 2 else "KS"],
                             "catalog_code": "TS-01", "service_fee_fen": 2 * RESERVATION_FEN,

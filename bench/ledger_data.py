@@ -76,11 +76,11 @@ def rfc(moment: datetime) -> str:
 def _init_database(path: str) -> None:
     from sqlmodel import Session
 
-    from voucher_service import migrate
+    from voucher_service import clock
+    from voucher_service.cli import migrate
+    from voucher_service.cli.seeds import load_seeds
     from voucher_service.db import get_engine
-    from voucher_service.domain import registry
-    from voucher_service.domain.context import Context
-    from voucher_service.seeds import load_seeds
+    from voucher_service.programme.context import Context
 
     app = build_app(f"sqlite:///{path}", keys_dir())
     with app.app_context():
@@ -92,8 +92,8 @@ def _init_database(path: str) -> None:
             clock[0] += timedelta(seconds=1)
             return clock[0]
 
-        original = registry.utc_now
-        registry.utc_now = now  # the seeds' entries dated 2025-01-02, before the simulated activity
+        original = clock.utc_now
+        clock.utc_now = now  # the seeds' entries dated 2025-01-02, before the simulated activity
         try:
             with Session(engine, expire_on_commit=False) as session:
                 keyring = app.extensions["vouchers_keyring"]
@@ -102,14 +102,14 @@ def _init_database(path: str) -> None:
                            origin=ORIGIN)
                 session.commit()
         finally:
-            registry.utc_now = original
+            clock.utc_now = original
         engine.dispose()
 
 
 # --- the simulation -----------------------------------------------------------------------
 
 def _uscc(rng: random.Random, division: str) -> str:
-    from voucher_service.domain.uscc import _org_check_char, uscc_check_char
+    from voucher_service.providers.uscc import _org_check_char, uscc_check_char
     org8 = "".join(rng.choice("0123456789") for _ in range(8))
     first17 = "91" + division + org8 + _org_check_char(org8)
     return first17 + uscc_check_char(first17)
@@ -120,7 +120,7 @@ DIVISIONS = {"SH": "310115", "KS": "320583", "WJ": "320509"}
 
 class Builder:
     def __init__(self, path: str, target: int, quiet: bool):
-        from voucher_service.keys import KeyRing
+        from voucher_service.journal.keys import KeyRing
         from voucher_service.ledger import merkle
         self.merkle = merkle
         self.rng = random.Random(20250102)
@@ -494,7 +494,8 @@ class Builder:
                     self.settle(region, f"{previous.year}-Q{(previous.month - 1) // 3 + 1}")
 
     def settle(self, region: str, label: str) -> None:
-        from voucher_service.domain.settlement import net_positions, parse_period
+        from voucher_service.payout.netting import net_positions
+        from voucher_service.payout.periods import parse_period
         start, end = parse_period(label).bounds_utc()
         due, keep = [], []
         for rid in self.redeemed_unsettled[region]:
@@ -660,8 +661,8 @@ def check(size: int) -> None:
     from sqlmodel import Session
 
     from voucher_service.db import get_engine
-    from voucher_service.domain.reconciliation import build_statement
-    from voucher_service.invariants import check_all
+    from voucher_service.journal.integrity import check_all
+    from voucher_service.payout.reconciliation import build_statement
     app = build_app(ledger_url(size), keys_dir())
     with app.app_context(), Session(get_engine()) as session:
         started = time.perf_counter()
@@ -717,8 +718,8 @@ def auditor_token(app) -> str:
     """A bench auditor token (the one row the benchmarks add to a cached ledger: not a ledger change)."""
     from sqlmodel import Session
 
-    from voucher_service import auth
     from voucher_service.db import get_engine
+    from voucher_service.http import auth
     with app.app_context(), Session(get_engine()) as session:
         token, _row = auth.create_token(session, role="auditor", principal_id="bench:auditor")
         session.commit()
@@ -779,14 +780,14 @@ def postgres_ledger_url(size: int) -> str:
 
 def ensure_postgres_ledger(size: int, *, quiet: bool = False) -> str:
     """A PostgreSQL database holding the cached SQLite ledger of `size`, migrated with
-    voucher_service.migrate.upgrade and filled with COPY. Kept between runs (as the
+    voucher_service.cli.migrate.upgrade and filled with COPY. Kept between runs (as the
     SQLite file is) under the name vbench_cache_ledger_v<version>_<size>; dropped by
     `python bench/ledger_data.py --clean`."""
     import psycopg
+    from _common import _pg_admin
     from sqlalchemy import create_engine
 
-    from _common import _pg_admin
-    from voucher_service import migrate
+    from voucher_service.cli import migrate
     url = postgres_ledger_url(size)
     path = ensure_ledger(size, quiet=quiet)
     with sqlite3.connect(path) as source:
@@ -836,9 +837,8 @@ def ensure_postgres_ledger(size: int, *, quiet: bool = False) -> str:
 
 def clean() -> None:
     """Drop the cached PostgreSQL ledgers and delete bench/.cache."""
-    from sqlalchemy import create_engine
-
     from _common import PG_ADMIN_URL, _pg_admin
+    from sqlalchemy import create_engine
     try:
         engine = create_engine(PG_ADMIN_URL)
         with engine.connect() as connection:

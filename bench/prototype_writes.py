@@ -48,9 +48,21 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import (_TICK, CACHE_DIR, PASSPHRASE, ForeignCpu, Report, build_app, create_pg_database,  # noqa: E402
-                     _proc_table, drop_pg_database, foreign_note, is_database_process, postgres_available,
-                     wait_until_quiet)
+from _common import (  # noqa: E402
+    _TICK,
+    CACHE_DIR,
+    PASSPHRASE,
+    ForeignCpu,
+    Report,
+    _proc_table,
+    build_app,
+    create_pg_database,
+    drop_pg_database,
+    foreign_note,
+    is_database_process,
+    postgres_available,
+    wait_until_quiet,
+)
 
 
 def connect(url: str):
@@ -95,8 +107,8 @@ class DatabaseCpu(threading.Thread):
 
 def worker(url: str, keys_dir: str, items: list, seconds: float, number: int, out, pipelined: bool,
            batch: int = 1) -> None:
-    from voucher_service.domain.context import new_id, rfc3339, utc_now
-    from voucher_service.keys import KeyRing
+    from voucher_service.clock import new_id, rfc3339, utc_now
+    from voucher_service.journal.keys import KeyRing
     from voucher_service.ledger import Entry, Posting, leaf_hash, merkle, sign_entry
 
     db, p = connect(url)
@@ -236,7 +248,7 @@ def run(kind: str, args, report: Report, scratch: str) -> dict:
         from sqlmodel import Session
 
         from voucher_service.db import get_engine
-        from voucher_service.invariants import check_all
+        from voucher_service.journal.integrity import check_all
         app = build_app(url, keys_dir)
         with app.app_context(), Session(get_engine()) as session:
             problems = check_all(session)

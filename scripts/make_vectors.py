@@ -28,10 +28,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:  # run as a script from anywhere: import the service from this checkout
     sys.path.insert(0, REPO)
 
-from voucher_service.ledger import Entry, Posting, SigningKey, canonical_bytes, sign_entry  # noqa: E402
-from voucher_service.ledger import merkle  # noqa: E402
-from voucher_service.ledger.note import Checkpoint, sign_note, verifier_key  # noqa: E402
-from voucher_service.ledger.signing import key_fingerprint, public_raw  # noqa: E402
+from voucher_service.ledger import Entry, Posting, SigningKey, canonical_bytes, merkle, sign_entry
+from voucher_service.ledger.note import Checkpoint, sign_note, verifier_key
+from voucher_service.ledger.signing import key_fingerprint, public_raw
 
 OUTPUT = os.path.join(REPO, "schemas", "vectors", "ledger-vectors.json")
 ORIGIN = "vouchers.example/ledger"

@@ -12,8 +12,9 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
-from voucher_service import auth, create_app
+from voucher_service import create_app
 from voucher_service.db import get_engine
+from voucher_service.http import auth
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEEDS = os.path.join(REPO, "seeds")

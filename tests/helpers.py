@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, func, select
 
 from voucher_service.db import get_engine
-from voucher_service.domain.uscc import uscc_check_char, uscc_problem
 from voucher_service.models import Account, LedgerEntry
+from voucher_service.providers.uscc import uscc_check_char, uscc_problem
 
 PROBLEM_JSON = "application/problem+json"
 SHANGHAI = ZoneInfo("Asia/Shanghai")

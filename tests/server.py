@@ -10,9 +10,9 @@ import urllib.error
 import urllib.request
 
 import pytest
-
 from conftest import PASSPHRASE, REPO
-from voucher_service.devserver import GunicornProcess, free_port, service_env  # noqa: F401 (free_port: for tests)
+
+from voucher_service.cli.devserver import GunicornProcess, free_port, service_env
 
 BIN = os.path.dirname(sys.executable)
 STARTUP_TIMEOUT_S = 30

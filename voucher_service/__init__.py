@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import config as config_module
+from voucher_service import config as config_module
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -21,13 +21,25 @@ def create_app(test_config: dict | None = None) -> "Flask":
     app.json.ensure_ascii = False
     app.json.sort_keys = False
 
-    from . import api, cli, db, keys, observability, security
+    from voucher_service import db
+    from voucher_service.catalogue import api as catalogue_api
+    from voucher_service.cli import commands as cli
+    from voucher_service.enterprises import api as enterprises_api
+    from voucher_service.http import api, observability, security
+    from voucher_service.journal import api as ledger_api
+    from voucher_service.journal import keys
+    from voucher_service.payout.api import reconciliation, settlements
+    from voucher_service.process.api import applications, redemptions, vouchers
+    from voucher_service.programme import api as regions_api
+    from voucher_service.providers import api as providers_api
     # First: its before_request binds the request id before anything logs,
     # and its after_request runs last, after the commit.
     observability.init_app(app)
     security.init_app(app)
     db.init_app(app)
     keys.init_app(app)
-    api.init_app(app)
+    # The API, one unification after another (the order of the OpenAPI document).
+    api.init_app(app, (regions_api, catalogue_api, providers_api, enterprises_api, applications, vouchers,
+                       redemptions, settlements, reconciliation, ledger_api))
     cli.init_app(app)
     return app

@@ -6,15 +6,14 @@ from __future__ import annotations
 import threading
 import time
 
+from conftest import Actors
+from server import Server
 from sqlmodel import Session, select
 
-from conftest import Actors
 from voucher_service.db import get_engine
-from voucher_service.invariants import check_all
+from voucher_service.journal.integrity import check_all
 from voucher_service.ledger.verify import load_keys, verify_export
 from voucher_service.models import Application, Voucher
-
-from server import Server
 
 WRITERS = 8
 LOAD_BEFORE_KILL_S = 2.0

@@ -8,15 +8,14 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import Actors
+from server import Server
 from sqlmodel import Session, func, select
 
-from conftest import Actors
 from voucher_service.db import get_engine
-from voucher_service.invariants import check_all
+from voucher_service.journal.integrity import check_all
+from voucher_service.journal.tree import tree_size
 from voucher_service.models import Application, SettlementRedemption, Voucher
-from voucher_service.tree import tree_size
-
-from server import Server
 
 THREADS = 40
 

@@ -14,13 +14,12 @@ import secrets
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from conftest import REPO
+from helpers import assert_problem, current_month, ledger_size, make_uscc
 from sqlmodel import Session
 
-from voucher_service import access, auth
 from voucher_service.db import get_engine
-from helpers import assert_problem, current_month, ledger_size, make_uscc
-
-from conftest import REPO
+from voucher_service.http import access, auth
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -385,7 +384,7 @@ def test_every_registered_route_has_an_access_policy(app):
 def test_docs_access_page_is_the_table(app):
     with open(os.path.join(REPO, "docs", "access.md"), encoding="utf-8") as handle:
         assert handle.read() == access.render_markdown(access.api_routes(app)), \
-            "docs/access.md is stale: python -m voucher_service.access > docs/access.md"
+            "docs/access.md is stale: python -m voucher_service.http.access > docs/access.md"
 
 
 CONCRETE_IDS = {"{id}", "KS", "TS-01", "prv-ks-002", "ent-ks-003"}

@@ -1,4 +1,4 @@
-"""The ledger as a Beancount file (voucher_service.beancount_export): a lifecycle
+"""The ledger as a Beancount file (voucher_service.journal.beancount): a lifecycle
 driven through the API, exported by the CLI and over HTTP, checked by the stock
 `bean-check`, which replays every entry and asserts the stored balances; a
 tampered stored balance fails it; amounts never go through floats; the account
@@ -14,17 +14,16 @@ import sys
 from zoneinfo import ZoneInfo
 
 import pytest
+from helpers import current_month, ok
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from voucher_service import beancount_export as bx
-from voucher_service import tree
 from voucher_service.db import get_engine, read_only
+from voucher_service.journal import beancount as bx
+from voucher_service.journal import tree
 from voucher_service.models import Account, LedgerEntry
-
-from helpers import current_month, ok
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BEAN_CHECK = os.path.join(os.path.dirname(sys.executable), "bean-check")

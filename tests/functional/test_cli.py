@@ -2,14 +2,13 @@
 import os
 import stat
 
+from conftest import Actors, make_config
 from sqlmodel import Session, func, select
 
 from voucher_service import create_app
 from voucher_service.db import get_engine
-from voucher_service.invariants import check_all
+from voucher_service.journal.integrity import check_all
 from voucher_service.models import Account, LedgerEntry, Region, Voucher
-
-from conftest import Actors, make_config
 
 
 def counts(app):

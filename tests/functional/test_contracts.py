@@ -1,13 +1,12 @@
 """The published contracts stay true to the code: the OpenAPI file and the migrations."""
 import os
 
+from conftest import REPO
 from sqlalchemy import inspect
 
-from voucher_service import migrate
+from voucher_service.cli import migrate
 from voucher_service.db import get_engine
-from voucher_service.openapi_dump import openapi_document, render
-
-from conftest import REPO
+from voucher_service.http.openapi_dump import openapi_document, render
 
 
 def test_schemas_openapi_json_matches_the_code():

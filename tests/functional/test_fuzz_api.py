@@ -8,12 +8,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
-                                               status_code_conformance)
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
-from voucher_service.openapi_dump import openapi_document
+from voucher_service.http.openapi_dump import openapi_document
 
 ROLES = [("officer", {"region": "KS"}), ("sme", {"enterprise_id": "ent-ks-003"}),
          ("provider", {"provider_id": "prv-sh-001"}), ("auditor", {})]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session
 
-from voucher_service import invariants, journal
 from voucher_service.db import get_engine
+from voucher_service.journal import integrity as invariants
+from voucher_service.journal import store as journal
 from voucher_service.ledger import Posting
 from voucher_service.models import Account, LedgerHead
 

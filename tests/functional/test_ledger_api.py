@@ -7,10 +7,10 @@ import pytest
 from sqlmodel import Session, select
 
 from voucher_service.db import get_engine
-from voucher_service.invariants import check_all
+from voucher_service.journal.integrity import check_all
 from voucher_service.ledger import merkle
-from voucher_service.ledger.merkle import node_key
 from voucher_service.ledger.entry import parse_entry
+from voucher_service.ledger.merkle import node_key
 from voucher_service.ledger.note import Checkpoint, Verifier, open_note, parse_note
 from voucher_service.models import LedgerCheckpoint, LedgerEntry, LedgerNode
 

@@ -14,17 +14,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
+from helpers import assert_problem, current_month, ok
 from sqlalchemy import text
 from sqlmodel import Session, func, select
 
-from voucher_service.domain import registry
-from voucher_service.cli import verify_statement_command
+from voucher_service.cli.commands import verify_statement_command
 from voucher_service.db import get_engine
 from voucher_service.ledger import statement as offline
 from voucher_service.ledger.statement import StatementChecksFailed, StatementError, verify_statement
 from voucher_service.models import LedgerEntry
-
-from helpers import assert_problem, current_month, ok
+from voucher_service.programme import writes
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PROBLEM_JSON = "application/problem+json"
@@ -347,7 +346,7 @@ def test_period_boundaries_are_local_midnights_exactly(fresh_app, fresh_actors, 
             "invoice_no": "INV-EDGE", "service_fee_fen": 2 * amount, "amount_fen": amount}))
         ok(fresh_actors.sme(KS_SME).post(f"/redemptions/{rid}/confirm"))
         # Only the approval (its ledger entry and redeemed_at) gets the chosen time.
-        monkeypatch.setattr(registry, "utc_now", at(moment))
+        monkeypatch.setattr(writes, "utc_now", at(moment))
         ok(fresh_actors.officer("KS").post(f"/redemptions/{rid}/approve"))
         monkeypatch.undo()
 

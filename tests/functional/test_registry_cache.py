@@ -12,18 +12,23 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
+from helpers import make_uscc
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from voucher_service import journal, registry_cache
+from voucher_service.catalogue import service as catalogue
+from voucher_service.clock import local_date, utc_now
 from voucher_service.db import get_engine
-from voucher_service.domain import redemptions, registry, vouchers
-from voucher_service.domain.context import Context, local_date, utc_now
-from voucher_service.domain.errors import NotFound, RuleViolation
-from voucher_service.keys import rotate_region_key
+from voucher_service.enterprises import service as enterprises
+from voucher_service.journal import reference_cache as registry_cache
+from voucher_service.journal import store as journal
+from voucher_service.journal.keys import rotate_region_key
 from voucher_service.models import LedgerEntry, LedgerHead, Policy
-
-from helpers import make_uscc
+from voucher_service.process import applications, redemptions
+from voucher_service.programme import regions
+from voucher_service.programme.context import Context
+from voucher_service.programme.errors import NotFound, RuleViolation
+from voucher_service.providers import service as providers
 
 PROVIDER, ITEM = "prv-sh-001", "TS-01"
 REGISTRY_TABLES = {model.__tablename__ for model in registry_cache.REGISTRY_MODELS}
@@ -49,11 +54,11 @@ def workers(fresh_app, databases):
     """Two apps (engines, caches) on one database, and a voucher to spend."""
     other = databases.app(fresh_app.config["DATABASE_URL"])
     with context(fresh_app) as ctx:
-        enterprise = registry.register_enterprise(ctx, name="缓存测试企业", uscc=make_uscc("310115"), region="SH",
+        enterprise = enterprises.register_enterprise(ctx, name="缓存测试企业", uscc=make_uscc("310115"), region="SH",
                                                   kind="enterprise")
-        application = vouchers.submit_application(ctx, enterprise_id=enterprise.id, amount_fen=5_000_000,
+        application = applications.submit_application(ctx, enterprise_id=enterprise.id, amount_fen=5_000_000,
                                                   purpose="cache test")
-        _application, voucher = vouchers.approve_application(ctx, application.id)
+        _application, voucher = applications.approve_application(ctx, application.id)
     yield fresh_app, other, voucher.id, enterprise.id
     with other.app_context():
         get_engine().dispose()
@@ -142,10 +147,10 @@ def test_a_provider_suspended_by_another_worker_is_refused(workers):
     a, b, voucher_id, _ = workers
     reserve(a, voucher_id)
     with context(b) as ctx:
-        registry.set_provider_status(ctx, PROVIDER, "suspended")
+        providers.set_provider_status(ctx, PROVIDER, "suspended")
     refused(a, voucher_id, "provider_active")
     with context(b) as ctx:
-        registry.set_provider_status(ctx, PROVIDER, "active")
+        providers.set_provider_status(ctx, PROVIDER, "active")
     reserve(a, voucher_id)
 
 
@@ -160,11 +165,11 @@ def test_a_catalogue_item_withdrawn_or_lowered_by_another_worker_is_refused(work
     a, b, voucher_id, _ = workers
     reserve(a, voucher_id)
     with context(b) as ctx:
-        registry.update_catalog_item(ctx, ITEM, region="SH", changes={"max_subsidy_ratio_bp": 2_000})
+        catalogue.update_catalog_item(ctx, ITEM, region="SH", changes={"max_subsidy_ratio_bp": 2_000})
     refused(a, voucher_id, "subsidy_ratio")                     # 50% asked, 20% allowed now
     reserve(a, voucher_id, fee=50_000, amount=10_000)
     with context(b) as ctx:
-        registry.update_catalog_item(ctx, ITEM, region="SH", changes={"active": False})
+        catalogue.update_catalog_item(ctx, ITEM, region="SH", changes={"active": False})
     refused(a, voucher_id, "catalog_item_active", fee=50_000)
 
 
@@ -178,10 +183,10 @@ def test_a_policy_adopted_by_another_worker_applies_from_its_date(workers):
         fields = {name: getattr(current, name) for name in ("enterprise_cap_fen", "team_cap_fen", "validity_days",
                                                              "payout_cycle", "budget_fen")}
     with context(b) as ctx:
-        registry.adopt_policy(ctx, "SH", effective_from=today + timedelta(days=1), subsidy_ratio_bp=1_000, **fields)
+        regions.adopt_policy(ctx, "SH", effective_from=today + timedelta(days=1), subsidy_ratio_bp=1_000, **fields)
     reserve(a, voucher_id)                                      # not in effect yet
     with context(b) as ctx:
-        registry.adopt_policy(ctx, "SH", effective_from=today, subsidy_ratio_bp=1_000, **fields)
+        regions.adopt_policy(ctx, "SH", effective_from=today, subsidy_ratio_bp=1_000, **fields)
     refused(a, voucher_id, "subsidy_ratio")
 
 
@@ -198,7 +203,7 @@ def test_a_provider_registered_by_another_worker_can_be_used_at_once(workers):
     with pytest.raises(NotFound):
         reserve(a, voucher_id, provider="prv-sh-new")           # cached as missing
     with context(b) as ctx:
-        registry.register_provider(ctx, name="新服务机构", uscc=make_uscc("310115"), region="SH",
+        providers.register_provider(ctx, name="新服务机构", uscc=make_uscc("310115"), region="SH",
                                    categories=["testing"], provider_id="prv-sh-new")
     reserve(a, voucher_id, provider="prv-sh-new")
 
@@ -225,11 +230,11 @@ def test_a_change_in_the_same_transaction_is_seen_and_a_rollback_leaves_no_trace
     a, _b, voucher_id, _ = workers
     reserve(a, voucher_id)                                       # cache warm: active
     with context(a) as ctx:
-        registry.set_provider_status(ctx, PROVIDER, "suspended")
+        providers.set_provider_status(ctx, PROVIDER, "suspended")
     refused(a, voucher_id, "provider_active")                   # cache warm: suspended
     with pytest.raises(RuntimeError, match="roll back"):
         with context(a) as ctx:
-            registry.set_provider_status(ctx, PROVIDER, "active")
+            providers.set_provider_status(ctx, PROVIDER, "active")
             redemptions.reserve(ctx, voucher_id=voucher_id, provider_id=PROVIDER, catalog_code=ITEM,
                                 service_fee_fen=20_000, amount_fen=10_000)
             assert journal.registry_version(ctx.session) is None
@@ -269,6 +274,6 @@ def test_a_full_cache_starts_over_and_stays_right(workers, monkeypatch):
     monkeypatch.setattr(registry_cache, "MAX_ENTRIES", 2)
     reserve(a, voucher_id)
     with context(b) as ctx:
-        registry.set_provider_status(ctx, PROVIDER, "suspended")
+        providers.set_provider_status(ctx, PROVIDER, "suspended")
     refused(a, voucher_id, "provider_active")
     assert len(registry_cache._caches[a.extensions["vouchers_engine"]].entries) <= 2

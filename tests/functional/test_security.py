@@ -34,16 +34,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import structlog
+from conftest import PASSPHRASE, REPO, make_config
 from prometheus_client.parser import text_string_to_metric_families
+from server import BIN, REQUEST_TIMEOUT_S, Server, server_env
 from sqlalchemy import create_engine
 from sqlmodel import Session, func, select
 
-from voucher_service import auth, config as config_module, create_app, observability, security
+from voucher_service import config as config_module
+from voucher_service import create_app
 from voucher_service.db import get_engine
+from voucher_service.http import auth, observability, security
 from voucher_service.models import Application, IdempotencyRecord, LedgerEntry
-
-from conftest import PASSPHRASE, REPO, make_config
-from server import BIN, REQUEST_TIMEOUT_S, Server, server_env
 
 LIMIT = 20
 PROBLEM_JSON = "application/problem+json"

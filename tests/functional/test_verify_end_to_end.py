@@ -10,12 +10,12 @@ import pytest
 from click.testing import CliRunner
 from sqlmodel import Session
 
+from voucher_service.cli.verify import verify_command, verify_receipt_command
 from voucher_service.db import get_engine
-from voucher_service.invariants import check_all
+from voucher_service.journal.integrity import check_all
 from voucher_service.ledger import merkle
 from voucher_service.ledger.verify import VerificationError, load_keys, main, verify_receipt
 from voucher_service.models import Account, LedgerEntry, LedgerNode
-from voucher_service.verify_cli import verify_command, verify_receipt_command
 
 
 def lifecycle(actors, *, amount_fen=1_000_000, key="e2e") -> dict:

@@ -6,15 +6,22 @@ import atexit
 import collections
 import os
 
+from conftest import Actors
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import (Bundle, RuleBasedStateMachine, initialize, invariant, multiple, rule,
-                                 run_state_machine_as_test)
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    multiple,
+    rule,
+    run_state_machine_as_test,
+)
 from sqlmodel import Session
 
-from conftest import Actors
 from voucher_service.db import get_engine
-from voucher_service.invariants import check_all
+from voucher_service.journal.integrity import check_all
 
 # MACHINE_STATS=1 prints how often each outcome happened: a check that the
 # machine reaches deep states, not only refusals.

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from voucher_service.domain.uscc import is_valid_uscc, uscc_problem
+from voucher_service.providers.uscc import is_valid_uscc, uscc_problem
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 

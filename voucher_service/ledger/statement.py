@@ -24,6 +24,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from .canonical import canonical_bytes
+
 # The entry verifier's checks of a shown value and of a timestamp, so that both
 # tools accept the same times and quote bad values alike.
 from .verify import VerificationError, _show, load_keys, read_json

@@ -58,6 +58,7 @@ from datetime import datetime
 from typing import BinaryIO, Iterable, Iterator
 
 from . import merkle
+from .accounts import TREASURY_PREFIX, may_go_negative
 from .canonical import canonical_bytes
 from .entry import parse_canonical
 from .note import Checkpoint, NoteError, Verifier, open_note, parse_note
@@ -65,7 +66,6 @@ from .signing import sodium_accepts_public_key, verify_detached
 
 FORMAT_VERSION = 1
 SIGNATURE_ALG = "ed25519"
-NEGATIVE_ALLOWED_PREFIX = "treasury:"
 TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 
 MAX_LINE_BYTES = 1 << 20          # one entry; real ones are a few hundred bytes
@@ -463,9 +463,9 @@ def _apply_postings(postings, balances: dict[str, int], index: int) -> None:
         touched.append(source)
         touched.append(destination)
     for account in touched[::2]:
-        if balances[account] < 0 and not account.startswith(NEGATIVE_ALLOWED_PREFIX):
+        if balances[account] < 0 and not may_go_negative(account):
             raise VerificationError(f"account {account} goes negative ({balances[account]} fen); only "
-                                    f"{NEGATIVE_ALLOWED_PREFIX}* accounts may", seq=index)
+                                    f"{TREASURY_PREFIX}* accounts may", seq=index)
     for account in touched:
         if balances.get(account, 1) == 0:
             del balances[account]

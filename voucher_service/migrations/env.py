@@ -3,8 +3,6 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
-from voucher_service import models  # noqa: F401  (registers the tables)
-
 config = context.config
 target_metadata = SQLModel.metadata
 

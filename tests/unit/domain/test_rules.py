@@ -3,8 +3,8 @@ from datetime import date
 
 import pytest
 
-from voucher_service.domain import rules
-from voucher_service.domain.errors import RuleViolation
+from voucher_service.process import rules
+from voucher_service.programme.errors import RuleViolation
 
 
 def refused(rule_name, fn, *args):

@@ -11,10 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voucher_service.domain import settlement
-from voucher_service.domain.errors import InvalidInput, RuleViolation
-from voucher_service.domain.settlement import (check_four_eyes, check_payout_cycle, check_period_started,
-                                               net_by_region, net_positions, parse_period)
+from voucher_service.payout import periods
+from voucher_service.payout.netting import net_by_region, net_positions
+from voucher_service.payout.periods import parse_period
+from voucher_service.payout.rules import check_four_eyes, check_payout_cycle, check_period_started
+from voucher_service.programme.errors import InvalidInput, RuleViolation
 
 
 def utc(text: str) -> datetime:
@@ -249,4 +250,4 @@ def test_net_per_region_is_owed_minus_owes(obligations):
 
 
 def test_module_exposes_the_cycle_of_each_period_kind():
-    assert settlement.CYCLE_OF_PERIOD == {"month": "monthly", "quarter": "quarterly"}
+    assert periods.CYCLE_OF_PERIOD == {"month": "monthly", "quarter": "quarterly"}

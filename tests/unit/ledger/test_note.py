@@ -20,7 +20,14 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from voucher_service.ledger.note import (
-    Checkpoint, NoteError, Verifier, key_hash, open_note, parse_note, sign_note, verifier_key,
+    Checkpoint,
+    NoteError,
+    Verifier,
+    key_hash,
+    open_note,
+    parse_note,
+    sign_note,
+    verifier_key,
 )
 from voucher_service.ledger.signing import public_raw
 

@@ -17,8 +17,14 @@ from hypothesis import strategies as st
 
 from voucher_service.ledger import SigningKey, canonical_bytes
 from voucher_service.ledger.note import verifier_key
-from voucher_service.ledger.statement import (StatementChecksFailed, StatementError, main, sign_statement,
-                                              unsigned_bytes, verify_statement)
+from voucher_service.ledger.statement import (
+    StatementChecksFailed,
+    StatementError,
+    main,
+    sign_statement,
+    unsigned_bytes,
+    verify_statement,
+)
 
 ORIGIN = "vouchers.test/ledger"
 T0 = "2026-01-01T00:00:00.000000Z"

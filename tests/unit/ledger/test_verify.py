@@ -19,11 +19,19 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from voucher_service.cli.verify import verify_command, verify_receipt_command
 from voucher_service.ledger import Entry, Posting, SigningKey, merkle, sign_entry
 from voucher_service.ledger.note import Checkpoint, key_hash, sign_note, verifier_key
-from voucher_service.ledger.verify import (VerificationError, check_entry, load_keys, main, open_checkpoint,
-                                           read_lines, verify_export, verify_receipt)
-from voucher_service.verify_cli import verify_command, verify_receipt_command
+from voucher_service.ledger.verify import (
+    VerificationError,
+    check_entry,
+    load_keys,
+    main,
+    open_checkpoint,
+    read_lines,
+    verify_export,
+    verify_receipt,
+)
 
 ORIGIN = "vouchers.test/ledger"
 T0 = "2026-01-01T00:00:00.000000Z"

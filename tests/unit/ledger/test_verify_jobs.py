@@ -21,17 +21,28 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
-
 from test_verify import T0, Log, b64, standard_log, ts
-from voucher_service.ledger import SigningKey
+
+from voucher_service.cli.verify import verify_command
+from voucher_service.ledger import SigningKey, verify
 from voucher_service.ledger.canonical import MAX_SAFE_INTEGER, canonical_bytes
 from voucher_service.ledger.entry import parse_entry
 from voucher_service.ledger.note import verifier_key
-from voucher_service.ledger import verify
-from voucher_service.ledger.verify import (MAX_LINE_BYTES, SIGNATURE_B64, TIMESTAMP, TIMESTAMP_FORMAT,
-                                           VerificationError, _chunks, _signed_bytes, _strict_b64, _timestamp,
-                                           load_keys, main, verify_export, verify_export_files)
-from voucher_service.verify_cli import verify_command
+from voucher_service.ledger.verify import (
+    MAX_LINE_BYTES,
+    SIGNATURE_B64,
+    TIMESTAMP,
+    TIMESTAMP_FORMAT,
+    VerificationError,
+    _chunks,
+    _signed_bytes,
+    _strict_b64,
+    _timestamp,
+    load_keys,
+    main,
+    verify_export,
+    verify_export_files,
+)
 
 SMALL_CHUNKS = (700, 2500)  # bytes: entries are 300-500 bytes, so one to a few lines per chunk
 SUPPLEMENTARY_SEQ = 8
@@ -399,6 +410,7 @@ def test_the_forgery_openssl_accepts_for_a_small_order_key_is_refused():
     """With the neutral element as public key, R = neutral and S = 0 verify for any message under
     OpenSSL (cofactorless, no small-order check); libsodium refuses it, and so does the verifier."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     from voucher_service.ledger.signing import verify_detached
     forged = SMALL_ORDER + bytes(32)
     Ed25519PublicKey.from_public_bytes(SMALL_ORDER).verify(forged, b"any entry at all")  # does not raise

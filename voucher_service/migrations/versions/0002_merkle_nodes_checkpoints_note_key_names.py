@@ -6,12 +6,11 @@ Create Date: 2026-11-27 08:19:54.103986
 """
 import os
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
+from alembic import op
 
 from voucher_service.ledger.merkle import node_key, nodes_for_append
-
 
 revision = '0002'
 down_revision = '0001'

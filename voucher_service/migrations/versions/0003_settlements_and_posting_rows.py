@@ -6,10 +6,9 @@ Create Date: 2026-11-27 08:45:10.364750
 """
 import json
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = '0003'
 down_revision = '0002'

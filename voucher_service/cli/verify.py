@@ -1,0 +1,59 @@
+"""`vouchers verify` and `vouchers verify-receipt`: the offline verifier as CLI commands.
+
+Thin wrappers over `ledger.verify`: they read only the files given (as served
+by /ledger/export, /ledger/checkpoint, /ledger/keys and /ledger/receipts/{seq})
+and need no application context and no database. Success prints a summary and
+exits 0; a failure prints "FAILED at seq N: why" (or "FAILED at checkpoint:
+why", ...) to standard error and exits 1.
+"""
+from __future__ import annotations
+
+import click
+
+from voucher_service.ledger import verify
+
+_FILE = click.Path(dir_okay=False)  # existence is checked by the verifier: a clean FAILED, exit 1
+
+
+def _fail(exc: Exception) -> None:
+    message = exc.report() if isinstance(exc, verify.VerificationError) else f"FAILED: {type(exc).__name__}: {exc}"
+    click.echo(message, err=True)
+    raise SystemExit(1)
+
+
+@click.command("verify")
+@click.argument("export", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--checkpoint", "checkpoint_path", required=True, type=_FILE,
+              help="the signed note served by GET /ledger/checkpoint")
+@click.option("--keys", "keys_path", required=True, type=_FILE, help="the JSON served by GET /ledger/keys")
+@click.option("--previous-checkpoint", "previous_path", type=_FILE,
+              help="an earlier checkpoint that the log must extend")
+@click.option("--jobs", type=click.IntRange(min=0), default=1, show_default=True,
+              help="check entries in this many processes (0: one per CPU)")
+def verify_command(export, checkpoint_path, keys_path, previous_path, jobs):
+    """Verify a ledger EXPORT (GET /ledger/export, '-' for stdin) offline against a signed checkpoint.
+
+    Checks every entry's canonical form, gapless seq, signature and key
+    validity at its time, the posting invariants and replayed balances, and
+    that the recomputed Merkle root is the one every region cosigned. With
+    --jobs N the entries are checked in N worker processes: same checks, same
+    first failing seq.
+    """
+    try:
+        summary = verify.verify_export_files(export, checkpoint_path, keys_path, previous_path, jobs=jobs)
+    except (verify.VerificationError, ValueError, KeyError, TypeError, UnicodeError, OSError) as exc:
+        _fail(exc)
+    click.echo(summary.text())
+
+
+@click.command("verify-receipt")
+@click.argument("receipt", type=_FILE)
+@click.option("--keys", "keys_path", required=True, type=_FILE, help="the JSON served by GET /ledger/keys")
+def verify_receipt_command(receipt, keys_path):
+    """Verify a RECEIPT (GET /ledger/receipts/{seq}) offline: the entry's signature, its inclusion
+    proof and the checkpoint cosigned by every region."""
+    try:
+        result = verify.verify_receipt_file(receipt, keys_path)
+    except (verify.VerificationError, ValueError, KeyError, TypeError, UnicodeError, OSError) as exc:
+        _fail(exc)
+    click.echo(verify.receipt_text(result))

@@ -1,0 +1,27 @@
+"""Time and identifiers: UTC now, RFC 3339 strings, the programme's local date, ids."""
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
+
+PROGRAMME_TIMEZONE = "Asia/Shanghai"
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def local_date(moment: datetime, tz_name: str = PROGRAMME_TIMEZONE) -> date:
+    return moment.astimezone(ZoneInfo(tz_name)).date()
+
+
+def new_id(prefix: str) -> str:
+    # Millisecond prefix keeps ids roughly creation-ordered, so id-cursor pages
+    # read in the order things happened; the random tail keeps them unguessable.
+    return f"{prefix}_{int(time.time() * 1000):011x}{secrets.token_hex(8)}"

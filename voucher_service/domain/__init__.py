@@ -1,1 +1,0 @@
-"""Programme rules and state changes. Knows nothing of HTTP."""

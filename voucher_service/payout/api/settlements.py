@@ -1,0 +1,255 @@
+"""Cross-region settlement (资金兑现统一): batches, four-eyes approvals, payout files."""
+from __future__ import annotations
+
+import csv
+import io
+
+from flask import Response, request, url_for
+from marshmallow import Schema, fields, validate
+from sqlmodel import or_, select
+
+from voucher_service.http.common import (
+    Blueprint,
+    PageArgs,
+    ResourceSchema,
+    Text,
+    domain_context,
+    forbid,
+    hide,
+    page,
+    page_schema,
+    require,
+)
+from voucher_service.models import Provider, Settlement, SettlementLine
+from voucher_service.payout import periods
+from voucher_service.payout import settlement as settlements
+
+URL = "/settlements"
+blp = Blueprint("settlements", __name__, description="Cross-region settlement batches and payout files")
+
+STATUSES = ["draft", "approved", "executed", "cancelled"]
+CSV_BOM = "\ufeff"  # so that Excel opens UTF-8 (Chinese provider names) correctly
+
+
+class LineSchema(Schema):
+    region = fields.String(metadata={"description": "the issuing region, which pays"})
+    provider_id = fields.String()
+    provider_region = fields.String()
+    amount_fen = fields.Integer()
+    redemption_count = fields.Integer()
+    redemption_ids = fields.List(fields.String())
+
+
+class PositionSchema(Schema):
+    from_ = fields.String(data_key="from", attribute="from")
+    to = fields.String()
+    amount_fen = fields.Integer()
+
+
+class ApprovalSchema(Schema):
+    region = fields.String()
+    principal_id = fields.String()
+    approved_at = fields.String()
+
+
+class SettlementSchema(ResourceSchema):
+    id = fields.String()
+    region = fields.String()
+    period = fields.String()
+    period_start = fields.String()
+    period_end = fields.String()
+    status = fields.String(metadata={"enum": STATUSES})
+    total_fen = fields.Integer()
+    lines = fields.List(fields.Nested(LineSchema))
+    positions = fields.List(fields.Nested(PositionSchema))
+    approvals = fields.List(fields.Nested(ApprovalSchema))
+    approvals_required = fields.List(fields.String())
+    created_by = fields.String()
+    created_at = fields.String()
+    approved_at = fields.String(allow_none=True)
+    executed_at = fields.String(allow_none=True)
+    cancelled_at = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True)
+
+
+class SettlementCreate(Schema):
+    period = fields.String(required=True, validate=[
+        validate.Length(equal=7), validate.Regexp(periods.PERIOD_PATTERN,
+                                                  error="Use YYYY-MM (a month) or YYYY-Qn (a quarter).")])
+
+
+class SettlementCancel(Schema):
+    reason = Text(500)
+
+
+class SettlementListArgs(PageArgs):
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    period = fields.String(validate=validate.Length(max=7))
+
+
+class PayoutSchema(Schema):
+    provider_id = fields.String()
+    provider_name = fields.String()
+    uscc = fields.String()
+    provider_region = fields.String()
+    paying_region = fields.String()
+    amount_fen = fields.Integer()
+    redemption_count = fields.Integer()
+    redemption_ids = fields.List(fields.String())
+
+
+class PayoutFileSchema(Schema):
+    settlement_id = fields.String()
+    period = fields.String()
+    status = fields.String()
+    total_fen = fields.Integer()
+    payouts = fields.List(fields.Nested(PayoutSchema))
+
+
+def settlement_view(ctx, settlement: Settlement) -> dict:
+    lines = settlements.lines_of(ctx, settlement.id)
+    ids = settlements.redemption_ids_by_provider(ctx, settlement.id)
+    return {**settlement.model_dump(),
+            "lines": [{"region": settlement.region, "provider_id": l.provider_id, "provider_region": l.provider_region,
+                       "amount_fen": l.amount_fen, "redemption_count": l.redemption_count,
+                       "redemption_ids": ids.get(l.provider_id, [])} for l in lines],
+            "positions": settlements.positions_of(settlement, lines),
+            "approvals": settlements.approvals_of(ctx, settlement.id),
+            "approvals_required": settlements.regions_touched(settlement, lines)}
+
+
+def _visible(who, ctx, settlement: Settlement) -> bool:
+    if who.role in ("auditor", "admin"):
+        return True
+    if who.role != "finance":
+        return False
+    return who.region in settlements.regions_touched(settlement, settlements.lines_of(ctx, settlement.id))
+
+
+def _load(settlement_id: str):
+    who = require()
+    ctx = domain_context()
+    settlement = ctx.session.get(Settlement, settlement_id)
+    if settlement is None or not _visible(who, ctx, settlement):
+        hide(f"no settlement {settlement_id}")
+    return who, ctx, settlement
+
+
+def _paying_finance(who, settlement):
+    if who.role != "finance" or who.region != settlement.region:
+        forbid(f"only a finance officer of the paying region ({settlement.region}) may do this")
+
+
+@blp.route("", methods=["POST"])
+@blp.arguments(SettlementCreate)
+@blp.response(201, SettlementSchema)
+def create(body):
+    who = require("finance")
+    ctx = domain_context()
+    created = settlements.create_settlement(ctx, region=who.region, period_label=body["period"])
+    return (settlement_view(ctx, created), 201,
+            {"Location": url_for("settlements.get_settlement", settlement_id=created.id)})
+
+
+@blp.route("")
+@blp.arguments(SettlementListArgs, location="query")
+@blp.response(200, page_schema(SettlementSchema, "SettlementPage"))
+def list_settlements(args):
+    who = require("finance", "auditor", "admin")
+    ctx = domain_context()
+    query = select(Settlement)
+    if who.role == "finance":
+        paid_to_mine = select(SettlementLine.settlement_id).where(SettlementLine.provider_region == who.region)
+        query = query.where(or_(Settlement.region == who.region, Settlement.id.in_(paid_to_mine)))
+    for name in ("status", "period"):
+        if name in args:
+            query = query.where(getattr(Settlement, name) == args[name])
+    result = page(query, Settlement.id, args)
+    result["items"] = [settlement_view(ctx, s) for s in result["items"]]
+    return result
+
+
+@blp.route("/<string:settlement_id>")
+@blp.response(200, SettlementSchema)
+def get_settlement(settlement_id):
+    _who, ctx, settlement = _load(settlement_id)
+    return settlement_view(ctx, settlement)
+
+
+@blp.route("/<string:settlement_id>/approve", methods=["POST"])
+@blp.response(200, SettlementSchema)
+def approve(settlement_id):
+    who, ctx, settlement = _load(settlement_id)
+    if who.role != "finance":
+        forbid("only finance officers approve settlement batches")
+    return settlement_view(ctx, settlements.approve_settlement(ctx, settlement_id, approver_region=who.region))
+
+
+@blp.route("/<string:settlement_id>/execute", methods=["POST"])
+@blp.response(200, SettlementSchema)
+def execute(settlement_id):
+    who, ctx, settlement = _load(settlement_id)
+    _paying_finance(who, settlement)
+    return settlement_view(ctx, settlements.execute_settlement(ctx, settlement_id))
+
+
+@blp.route("/<string:settlement_id>/cancel", methods=["POST"])
+@blp.arguments(SettlementCancel)
+@blp.response(200, SettlementSchema)
+def cancel(body, settlement_id):
+    who, ctx, settlement = _load(settlement_id)
+    _paying_finance(who, settlement)
+    return settlement_view(ctx, settlements.cancel_settlement(ctx, settlement_id, **body))
+
+
+def payout_rows(ctx, settlement: Settlement) -> list[dict]:
+    ids = settlements.redemption_ids_by_provider(ctx, settlement.id)
+    rows = []
+    for line in settlements.lines_of(ctx, settlement.id):
+        provider = ctx.session.get(Provider, line.provider_id)
+        rows.append({"provider_id": line.provider_id, "provider_name": provider.name, "uscc": provider.uscc,
+                     "provider_region": line.provider_region, "paying_region": settlement.region,
+                     "amount_fen": line.amount_fen, "redemption_count": line.redemption_count,
+                     "redemption_ids": ids.get(line.provider_id, [])})
+    return rows
+
+
+def yuan(amount_fen: int) -> str:
+    """Fen as yuan with two decimals, by integer arithmetic (never a float)."""
+    sign = "-" if amount_fen < 0 else ""
+    return f"{sign}{abs(amount_fen) // 100}.{abs(amount_fen) % 100:02d}"
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value: str) -> str:
+    """Text as Excel shows it, never as a formula: a provider named "=HYPERLINK(...)"
+    stays a name in a finance officer's spreadsheet."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def payouts_csv(settlement: Settlement, rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["settlement_id", "period", "paying_region", "provider_id", "provider_name", "uscc",
+                     "provider_region", "amount_cny", "redemption_count"])
+    for row in rows:
+        writer.writerow([settlement.id, settlement.period, row["paying_region"], row["provider_id"],
+                         csv_text(row["provider_name"]), row["uscc"], row["provider_region"], yuan(row["amount_fen"]),
+                         row["redemption_count"]])
+    return CSV_BOM + out.getvalue()
+
+
+@blp.route("/<string:settlement_id>/payouts")
+@blp.response(200, PayoutFileSchema)
+@blp.alt_response(200, description="the same as CSV (UTF-8 with BOM, amounts in yuan) for Accept: text/csv",
+                  content_type="text/csv", success=True)
+def payouts(settlement_id):
+    _who, ctx, settlement = _load(settlement_id)
+    rows = payout_rows(ctx, settlement)
+    if request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv":
+        return Response(payouts_csv(settlement, rows), mimetype="text/csv",
+                        headers={"Content-Disposition": f"attachment; filename=payouts-{settlement.id}.csv"})
+    return {"settlement_id": settlement.id, "period": settlement.period, "status": settlement.status,
+            "total_fen": settlement.total_fen, "payouts": rows}

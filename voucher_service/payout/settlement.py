@@ -1,0 +1,195 @@
+"""Unified payout (资金兑现统一): settlement batches and netting between regions.
+
+A batch belongs to one paying region (the region that issued the vouchers)
+and one period of its payout cycle, in Asia/Shanghai time. It takes every
+redeemed, unsettled redemption of that region and period, pays each provider
+one line, and needs an approval from a finance officer of every region it
+touches (the payer's and each provider's home region), none from its creator."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sqlmodel import select
+
+from voucher_service.clock import new_id
+from voucher_service.ledger import Posting
+from voucher_service.ledger.accounts import paid_account, payable_account
+from voucher_service.models import (
+    Provider,
+    Redemption,
+    Settlement,
+    SettlementApproval,
+    SettlementLine,
+    SettlementRedemption,
+)
+from voucher_service.payout.netting import net_positions
+from voucher_service.payout.periods import parse_period
+from voucher_service.payout.rules import check_four_eyes, check_payout_cycle, check_period_started
+from voucher_service.process import rules
+from voucher_service.programme.context import Context
+from voucher_service.programme.errors import NotFound, RuleViolation
+from voucher_service.programme.regions import policy_in_effect
+from voucher_service.programme.writes import append as _append
+from voucher_service.programme.writes import lock
+
+SETTLEMENT_TRANSITIONS = {"draft": {"approved", "cancelled"}, "approved": {"executed", "cancelled"}}
+
+
+def get_settlement(ctx: Context, settlement_id: str, *, for_update: bool = False) -> Settlement:
+    settlement = ctx.session.get(Settlement, settlement_id, with_for_update=for_update, populate_existing=for_update)
+    if settlement is None:
+        raise NotFound("settlement", f"no settlement {settlement_id}")
+    return settlement
+
+
+def lines_of(ctx: Context, settlement_id: str) -> list[SettlementLine]:
+    return list(ctx.session.exec(select(SettlementLine).where(SettlementLine.settlement_id == settlement_id)
+                                 .order_by(SettlementLine.provider_region, SettlementLine.provider_id)))
+
+
+def redemption_ids_by_provider(ctx: Context, settlement_id: str) -> dict[str, list[str]]:
+    rows = ctx.session.exec(select(Redemption.provider_id, Redemption.id)
+                            .join(SettlementRedemption, SettlementRedemption.redemption_id == Redemption.id)
+                            .where(SettlementRedemption.settlement_id == settlement_id).order_by(Redemption.id))
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for provider_id, redemption_id in rows:
+        grouped[provider_id].append(redemption_id)
+    return dict(grouped)
+
+
+def approvals_of(ctx: Context, settlement_id: str) -> list[SettlementApproval]:
+    return list(ctx.session.exec(select(SettlementApproval).where(SettlementApproval.settlement_id == settlement_id)
+                                 .order_by(SettlementApproval.region)))
+
+
+def regions_touched(settlement: Settlement, lines: list[SettlementLine]) -> list[str]:
+    return sorted({settlement.region} | {line.provider_region for line in lines})
+
+
+def positions_of(settlement: Settlement, lines: list[SettlementLine]) -> list[dict]:
+    return net_positions((settlement.region, line.provider_region, line.amount_fen) for line in lines)
+
+
+def create_settlement(ctx: Context, *, region: str, period_label: str) -> Settlement:
+    lock(ctx)
+    period = parse_period(period_label)
+    check_payout_cycle(policy_in_effect(ctx, region).payout_cycle, period, region)
+    start, end = period.bounds_utc()
+    check_period_started(start, ctx.now_str, period.label)
+    batched = select(SettlementRedemption.live_redemption_id).where(
+        SettlementRedemption.live_redemption_id.is_not(None))
+    due = ctx.session.exec(
+        select(Redemption, Provider.region)
+        .join(Provider, Provider.id == Redemption.provider_id)
+        .where(Redemption.region == region, Redemption.status == "redeemed",
+               Redemption.redeemed_at >= start, Redemption.redeemed_at < end,
+               Redemption.id.not_in(batched))
+        .order_by(Redemption.id)).all()
+    if not due:
+        raise RuleViolation("nothing_to_settle", f"nothing to settle: {region} has no redeemed, unsettled "
+                                                 f"redemption in {period.label}")
+    by_provider: dict[str, list] = defaultdict(list)
+    for redemption, provider_region in due:
+        by_provider[(redemption.provider_id, provider_region)].append(redemption)
+    settlement = Settlement(id=new_id("stl"), region=region, period=period.label, period_start=start,
+                            period_end=end, status="draft", total_fen=sum(r.amount_fen for r, _ in due),
+                            created_by=ctx.actor, created_at=ctx.now_str)
+    ctx.session.add(settlement)
+    ctx.session.flush()
+    lines = []
+    for (provider_id, provider_region), redemptions in sorted(by_provider.items()):
+        line = SettlementLine(settlement_id=settlement.id, provider_id=provider_id, provider_region=provider_region,
+                              amount_fen=sum(r.amount_fen for r in redemptions), redemption_count=len(redemptions))
+        lines.append(line)
+        ctx.session.add(line)
+        for redemption in redemptions:
+            # The UNIQUE live_redemption_id is what keeps a redemption in one live batch.
+            ctx.session.add(SettlementRedemption(settlement_id=settlement.id, redemption_id=redemption.id,
+                                                 live_redemption_id=redemption.id))
+    ctx.session.flush()
+    _append(ctx, kind="settlement.created", region=region, refs={"settlement": settlement.id, "region": region},
+            data={"period": period.label, "total_fen": settlement.total_fen,
+                  "lines": [{"provider_id": l.provider_id, "provider_region": l.provider_region,
+                             "amount_fen": l.amount_fen, "redemption_count": l.redemption_count} for l in lines],
+                  "positions": positions_of(settlement, lines),
+                  "approvals_required": regions_touched(settlement, lines)})
+    return settlement
+
+
+def approve_settlement(ctx: Context, settlement_id: str, *, approver_region: str) -> Settlement:
+    lock(ctx)
+    settlement = get_settlement(ctx, settlement_id, for_update=True)
+    rules.check_transition("settlement", settlement.status, "approved", SETTLEMENT_TRANSITIONS)
+    check_four_eyes(ctx.actor, settlement.created_by)
+    required = regions_touched(settlement, lines_of(ctx, settlement_id))
+    if approver_region not in required:
+        raise RuleViolation("approval_region", f"approval region: the batch touches {', '.join(required)}, "
+                                               f"not {approver_region}")
+    approvals = approvals_of(ctx, settlement_id)
+    if any(a.region == approver_region for a in approvals):
+        raise RuleViolation("already_approved", f"already approved: {approver_region} has approved this batch")
+    if any(a.principal_id == ctx.actor for a in approvals):
+        raise RuleViolation("four_eyes", "four eyes: one person approves a batch once")
+    ctx.session.add(SettlementApproval(settlement_id=settlement_id, region=approver_region,
+                                       principal_id=ctx.actor, approved_at=ctx.now_str))
+    approved_regions = sorted({a.region for a in approvals} | {approver_region})
+    if approved_regions == required:
+        settlement.status = "approved"
+        settlement.approved_at = ctx.now_str
+        ctx.session.add(settlement)
+    ctx.session.flush()
+    _append(ctx, kind="settlement.approved", region=approver_region,
+            refs={"settlement": settlement.id, "region": settlement.region},
+            data={"approved_regions": approved_regions, "approvals_required": required, "status": settlement.status})
+    return settlement
+
+
+def execute_settlement(ctx: Context, settlement_id: str) -> Settlement:
+    lock(ctx)
+    settlement = get_settlement(ctx, settlement_id, for_update=True)
+    if settlement.status == "draft":
+        required = regions_touched(settlement, lines_of(ctx, settlement_id))
+        done = {a.region for a in approvals_of(ctx, settlement_id)}
+        raise RuleViolation("approvals_missing", "approvals missing: the batch still needs a finance officer of "
+                                                 f"{', '.join(r for r in required if r not in done)}")
+    rules.check_transition("settlement", settlement.status, "executed", SETTLEMENT_TRANSITIONS)
+    redemptions = ctx.session.exec(
+        select(Redemption).join(SettlementRedemption, SettlementRedemption.redemption_id == Redemption.id)
+        .where(SettlementRedemption.settlement_id == settlement_id).with_for_update()).all()
+    for redemption in redemptions:
+        rules.check_transition("redemption", redemption.status, "settled", rules.REDEMPTION_TRANSITIONS)
+        redemption.status = "settled"
+        redemption.settled_at = ctx.now_str
+        ctx.session.add(redemption)
+    lines = lines_of(ctx, settlement_id)
+    settlement.status = "executed"
+    settlement.executed_at = ctx.now_str
+    settlement.executed_by = ctx.actor
+    ctx.session.add(settlement)
+    ctx.session.flush()
+    _append(ctx, kind="settlement.executed", region=settlement.region,
+            refs={"settlement": settlement.id, "region": settlement.region},
+            postings=[Posting(payable_account(settlement.region, line.provider_id), paid_account(line.provider_id),
+                              line.amount_fen) for line in lines],
+            data={"period": settlement.period, "total_fen": settlement.total_fen,
+                  "redemption_count": len(redemptions)})
+    return settlement
+
+
+def cancel_settlement(ctx: Context, settlement_id: str, *, reason: str) -> Settlement:
+    lock(ctx)
+    settlement = get_settlement(ctx, settlement_id, for_update=True)
+    rules.check_transition("settlement", settlement.status, "cancelled", SETTLEMENT_TRANSITIONS)
+    for row in ctx.session.exec(select(SettlementRedemption)
+                                .where(SettlementRedemption.settlement_id == settlement_id)).all():
+        row.live_redemption_id = None  # released for a later batch
+        ctx.session.add(row)
+    settlement.status = "cancelled"
+    settlement.cancelled_at = ctx.now_str
+    settlement.cancelled_by = ctx.actor
+    settlement.reason = reason
+    ctx.session.add(settlement)
+    ctx.session.flush()
+    _append(ctx, kind="settlement.cancelled", region=settlement.region,
+            refs={"settlement": settlement.id, "region": settlement.region}, data={"reason": reason})
+    return settlement

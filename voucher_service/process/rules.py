@@ -1,0 +1,128 @@
+"""Rules of the programme, one function each, named as a finance officer would.
+
+Each raises RuleViolation(rule, detail) and changes nothing; the API turns it
+into a 409 whose detail names the rule.
+"""
+from __future__ import annotations
+
+from datetime import date
+
+from voucher_service.programme.errors import RuleViolation
+
+BASIS_POINTS = 10_000
+
+APPLICATION_TRANSITIONS = {"submitted": {"approved", "rejected"}}
+REDEMPTION_TRANSITIONS = {
+    "reserved": {"claimed", "cancelled", "rejected"},
+    "claimed": {"confirmed", "rejected"},
+    "confirmed": {"redeemed", "rejected"},
+    "redeemed": {"settled"},
+}
+
+
+def check_transition(kind: str, current: str, target: str, table: dict[str, set[str]]) -> None:
+    if target not in table.get(current, set()):
+        raise RuleViolation(
+            "state_machine", f"state machine: {kind} is '{current}' and cannot become '{target}'")
+
+
+def check_application_pending(status: str) -> None:
+    check_transition("application", status, "approved", APPLICATION_TRANSITIONS)
+
+
+def check_approved_within_requested(approved_fen: int, requested_fen: int) -> None:
+    if approved_fen > requested_fen:
+        raise RuleViolation(
+            "approved_within_requested",
+            f"approved amount: {approved_fen} fen is more than the {requested_fen} fen requested")
+
+
+def check_region_budget(remaining_budget_fen: int, amount_fen: int, region: str) -> None:
+    if amount_fen > remaining_budget_fen:
+        raise RuleViolation(
+            "region_budget",
+            f"region budget: {region} has {remaining_budget_fen} fen of programme budget left, "
+            f"{amount_fen} fen requested")
+
+
+def check_annual_cap(granted_this_year_fen: int, amount_fen: int, cap_fen: int, kind: str, year: int) -> None:
+    if granted_this_year_fen + amount_fen > cap_fen:
+        raise RuleViolation(
+            "annual_cap",
+            f"annual cap: an {kind} may be granted at most {cap_fen} fen in {year}; "
+            f"{granted_this_year_fen} fen already granted, {amount_fen} fen more would exceed it")
+
+
+def max_subsidy_fen(service_fee_fen: int, ratio_bp: int) -> int:
+    # Floor: the subsidy may never exceed the ratio by even one fen.
+    return service_fee_fen * ratio_bp // BASIS_POINTS
+
+
+def check_subsidy_ratio(amount_fen: int, service_fee_fen: int, ratio_bp: int) -> None:
+    limit_fen = max_subsidy_fen(service_fee_fen, ratio_bp)
+    if amount_fen > limit_fen:
+        raise RuleViolation(
+            "subsidy_ratio",
+            f"subsidy ratio: at most {ratio_bp / 100:g}% of the {service_fee_fen} fen service fee "
+            f"({limit_fen} fen) may be paid by the voucher, {amount_fen} fen requested")
+
+
+def check_available_balance(amount_fen: int, available_fen: int) -> None:
+    if amount_fen > available_fen:
+        raise RuleViolation(
+            "available_balance",
+            f"available balance: the voucher has {available_fen} fen available, {amount_fen} fen requested")
+
+
+def check_voucher_usable(status: str, valid_from: date, valid_until: date, today: date) -> None:
+    if status != "active":
+        raise RuleViolation("voucher_active", f"voucher active: the voucher is {status}")
+    if not valid_from <= today <= valid_until:
+        raise RuleViolation(
+            "voucher_validity",
+            f"voucher validity: the voucher is valid from {valid_from} until {valid_until}, today is {today}")
+
+
+def check_provider_active(status: str, provider_id: str) -> None:
+    if status != "active":
+        raise RuleViolation("provider_active", f"provider active: provider {provider_id} is {status}")
+
+
+def check_provider_accredited(categories: set[str], category: str, provider_id: str) -> None:
+    if category not in categories:
+        raise RuleViolation(
+            "provider_accredited",
+            f"provider accreditation: provider {provider_id} is not accredited for category '{category}'")
+
+
+def check_catalog_item_active(active: bool, code: str) -> None:
+    if not active:
+        raise RuleViolation("catalog_item_active", f"catalogue item active: item {code} is not active")
+
+
+def check_not_related_party(related_provider_ids: set[str], provider_id: str) -> None:
+    if provider_id in related_provider_ids:
+        raise RuleViolation(
+            "related_party",
+            f"related party: the enterprise and provider {provider_id} share an owner; "
+            "a voucher may not be spent with a related provider")
+
+
+def check_claim_not_raising(claimed_fen: int, reserved_fen: int) -> None:
+    if claimed_fen > reserved_fen:
+        raise RuleViolation(
+            "claim_not_raising",
+            f"claim may not raise the amount: {claimed_fen} fen claimed, {reserved_fen} fen reserved")
+
+
+def check_no_open_redemptions(held_fen: int) -> None:
+    if held_fen > 0:
+        raise RuleViolation(
+            "open_redemptions",
+            f"open redemptions: {held_fen} fen is held by open redemptions; cancel or reject them first")
+
+
+def check_validity_window(valid_from: date, valid_until: date) -> None:
+    if valid_until < valid_from:
+        raise RuleViolation(
+            "validity_window", f"validity window: valid_until {valid_until} is before valid_from {valid_from}")

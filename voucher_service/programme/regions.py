@@ -1,0 +1,71 @@
+"""Member regions and their policies, versioned by effective date."""
+from __future__ import annotations
+
+from datetime import date
+
+from sqlmodel import select
+
+from voucher_service.clock import local_date
+from voucher_service.journal import reference_cache as registry_cache
+from voucher_service.models import Policy, Region
+from voucher_service.programme.context import Context
+from voucher_service.programme.errors import NotFound, RuleViolation
+from voucher_service.programme.writes import append, lock
+
+
+def get_region(ctx: Context, code: str) -> Region:
+    region = ctx.session.get(Region, code)
+    if region is None:
+        raise NotFound("region", f"no region {code}")
+    return region
+
+
+def policy_in_effect(ctx: Context, region_code: str, on: date | None = None) -> Policy:
+    on = on or local_date(ctx.now)
+    policy = ctx.session.exec(
+        select(Policy).where(Policy.region == region_code, Policy.effective_from <= on)
+        .order_by(Policy.effective_from.desc())).first()
+    if policy is None:
+        raise RuleViolation("policy_in_effect", f"policy in effect: region {region_code} has no policy on {on}")
+    return policy
+
+
+def subsidy_ratio_bp_in_effect(ctx: Context, region_code: str, on: date | None = None) -> int:
+    """policy_in_effect(...).subsidy_ratio_bp, from the registry cache under the ledger lock."""
+    on = on or local_date(ctx.now)
+
+    def load():
+        return tuple(ctx.session.connection().execute(
+            select(Policy.effective_from, Policy.subsidy_ratio_bp).where(Policy.region == region_code)
+            .order_by(Policy.effective_from.desc())).all())
+    for effective_from, ratio_bp in registry_cache.cached(ctx.session, "policies", region_code, load):
+        if effective_from <= on:
+            return ratio_bp
+    raise RuleViolation("policy_in_effect", f"policy in effect: region {region_code} has no policy on {on}")
+
+
+def policy_json(p: Policy) -> dict:
+    return {"effective_from": p.effective_from.isoformat(), "enterprise_cap_fen": p.enterprise_cap_fen,
+            "team_cap_fen": p.team_cap_fen, "subsidy_ratio_bp": p.subsidy_ratio_bp,
+            "validity_days": p.validity_days, "payout_cycle": p.payout_cycle, "budget_fen": p.budget_fen}
+
+
+def register_region(ctx: Context, *, code, name_zh, name_en, currency, timezone) -> Region:
+    lock(ctx)
+    region = Region(code=code, name_zh=name_zh, name_en=name_en, currency=currency, timezone=timezone,
+                    created_at=ctx.now_str)
+    ctx.session.add(region)
+    ctx.session.flush()
+    append(ctx, kind="region.registered", region=code, refs={"region": code},
+            data={"name_zh": name_zh, "name_en": name_en, "currency": currency, "timezone": timezone})
+    return region
+
+
+def adopt_policy(ctx: Context, region_code: str, **fields) -> Policy:
+    lock(ctx)
+    policy = Policy(region=region_code, **fields)
+    ctx.session.add(policy)
+    ctx.session.flush()
+    append(ctx, kind="policy.adopted", region=region_code, refs={"region": region_code},
+            data=policy_json(policy))
+    return policy
