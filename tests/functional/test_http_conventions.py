@@ -123,6 +123,10 @@ BAD_INPUT = [
     ("catalog-lowercase-code", "officer", "POST", "/catalog",
      {"code": "ts-99", "category": "testing", "name_zh": "x", "name_en": "x", "max_subsidy_ratio_bp": 5000}, 422,
      "code"),
+    # "$" in a pattern also matches before a final newline: codes are matched in full.
+    ("catalog-code-with-final-newline", "officer", "POST", "/catalog",
+     {"code": "TS-01\n", "category": "testing", "name_zh": "x", "name_en": "x", "max_subsidy_ratio_bp": 5000}, 422,
+     "code"),
     ("catalog-ratio-above-100%", "officer", "PATCH", "/catalog/TS-01", {"max_subsidy_ratio_bp": 10_001}, 422,
      "max_subsidy_ratio_bp"),
     ("catalog-ratio-as-string", "officer", "PATCH", "/catalog/TS-01", {"max_subsidy_ratio_bp": "5000"}, 422,

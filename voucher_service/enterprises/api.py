@@ -4,17 +4,15 @@ from marshmallow import Schema, fields, validate
 from sqlmodel import select
 
 from voucher_service.enterprises import service as enterprises
+from voucher_service.http import access
 from voucher_service.http.common import (
     Blueprint,
     PageArgs,
     ResourceSchema,
     Text,
     domain_context,
-    forbid,
-    hide,
     page,
     page_schema,
-    require,
 )
 from voucher_service.models import Enterprise
 from voucher_service.providers.api import USCC_FIELD
@@ -46,25 +44,12 @@ def enterprise_view(ctx, enterprise: Enterprise) -> dict:
     return {**enterprise.model_dump(), "related_provider_ids": enterprises.related_provider_ids(ctx, enterprise.id)}
 
 
-def can_see_enterprise(who, enterprise: Enterprise) -> bool:
-    if who.role in ("auditor", "admin"):
-        return True
-    if who.role in ("officer", "finance"):
-        return who.region == enterprise.region
-    return who.role == "sme" and who.enterprise_id == enterprise.id
-
-
 @blp.route("")
 @blp.arguments(PageArgs, location="query")
 @blp.response(200, page_schema(EnterpriseSchema, "EnterprisePage"))
 def list_enterprises(args):
-    who = require("officer", "finance", "auditor", "admin", "sme")
     ctx = domain_context()
-    query = select(Enterprise)
-    if who.role in ("officer", "finance"):
-        query = query.where(Enterprise.region == who.region)
-    elif who.role == "sme":
-        query = query.where(Enterprise.id == who.enterprise_id)
+    query = access.visible("enterprise", select(Enterprise))
     result = page(query, Enterprise.id, args)
     result["items"] = [enterprise_view(ctx, e) for e in result["items"]]
     return result
@@ -74,9 +59,7 @@ def list_enterprises(args):
 @blp.arguments(EnterpriseCreate)
 @blp.response(201, EnterpriseSchema)
 def create_enterprise(body):
-    who = require("officer")
-    if body["region"] != who.region:
-        forbid(f"an officer of {who.region} registers enterprises of {who.region} only")
+    access.check(access.Facts(region=body["region"]))
     ctx = domain_context()
     enterprise = enterprises.register_enterprise(ctx, **body)
     return (enterprise_view(ctx, enterprise), 201,
@@ -86,9 +69,5 @@ def create_enterprise(body):
 @blp.route("/<string:enterprise_id>")
 @blp.response(200, EnterpriseSchema)
 def get_enterprise(enterprise_id):
-    who = require()
-    ctx = domain_context()
-    enterprise = ctx.session.get(Enterprise, enterprise_id)
-    if enterprise is None or not can_see_enterprise(who, enterprise):
-        hide(f"no enterprise {enterprise_id}")
-    return enterprise_view(ctx, enterprise)
+    enterprise = access.load("enterprise", enterprise_id)
+    return enterprise_view(domain_context(), enterprise)

@@ -1,14 +1,19 @@
-"""Who may call what: the access policy as one table.
+"""Who may call what: the one access model.
 
 Each endpoint maps each role allowed to call it to a *binding rule*: what the
 principal's binding (its enterprise, provider or region) must have to do with
-the object. The table is enforced in two places:
+the object. This module owns, for every binding rule, both halves of it: the
+predicate on a loaded object and the filter on a list query. Views name no
+role; they ask this module:
 
 - before the request is parsed, a role not in the endpoint's row is refused
-  (401 without a token, 403 with one): `gate` below;
-- the binding rule is checked by the view once the object is loaded (404 where
-  the object's existence must not leak, 403 where the principal may see it
-  but not act), in the api package.
+  (401 without a token, 403 with one): `gate`, called by http/api.py;
+- `load(kind, id)` loads one object, 404 if it does not exist or the principal
+  may not see it (its existence must not leak; "see" is the rule of the kind's
+  read endpoint), 403 if it may see it but the endpoint's rule refuses it to act;
+- `check(kind, facts)` holds something that is not a secret (a request body's
+  region, a region's statement) to the endpoint's rule: 403 if refused;
+- `visible(kind, query)` narrows a list query to what the rule lets it see.
 
 An endpoint missing from the table is refused to everyone, and a test fails
 until it is added. `python -m voucher_service.http.access` renders docs/access.md.
@@ -16,29 +21,270 @@ until it is added. `python -m voucher_service.http.access` renders docs/access.m
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
+from typing import Callable
 
-ROLES = ("sme", "provider", "officer", "finance", "auditor", "admin")
+from flask import g, request
+from flask_smorest import abort
+from sqlmodel import or_, select, true
+
+from voucher_service.db import get_session
+from voucher_service.http.auth import ROLES, Principal
+from voucher_service.models import (
+    Application,
+    Enterprise,
+    LedgerEntry,
+    LedgerRef,
+    Provider,
+    Redemption,
+    Settlement,
+    SettlementLine,
+    Voucher,
+)
+
 PUBLIC = "public"
 
-# Binding rules, as the documentation states them.
-RULES = {
-    "public": "anyone, without a token",
-    "any": "any principal of this role",
-    "all": "everything (read-only roles)",
-    "self": "its own enterprise",
-    "own": "objects of its own enterprise (SME) or provider (provider)",
-    "own region": "objects of its own region",
-    "own region in body": "the `region` of the request body must be its own",
-    "home region": "the object's home region (a provider's or an enterprise's) must be its own",
-    "issuing region": "the region that issued the voucher or received the application must be its own",
-    "issuing or provider region": "the issuing region, or the home region of the provider involved",
-    "holder": "the enterprise holding the voucher",
-    "provider of it": "the provider the redemption was made with",
-    "paying region": "the region paying the settlement batch",
-    "touched region": "a region the batch pays from or pays to; the batch's creator may not approve it",
-    "concerning it": "entries whose refs name its enterprise or provider, or of its region (officer, finance)",
-    "own region statement": "the statement of its own region",
+
+@dataclass(frozen=True)
+class Facts:
+    """What binding rules read of an object: the region it belongs to (issuing,
+    home or paying), its enterprise and provider, and the other regions it
+    touches (a redemption's provider region, a batch's payees' regions)."""
+    region: str | None = None
+    enterprise_id: str | None = None
+    provider_id: str | None = None
+    regions_touched: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of object the rules apply to: how to load it, what its facts
+    are, and the columns a list filter narrows on."""
+    noun: str
+    model: type
+    read_endpoint: str
+    facts: Callable[[object], Facts]
+    region: object = None       # column: the object's own region
+    enterprise: object = None   # column
+    provider: object = None     # column
+    touched: Callable[[str], object] | None = None  # region -> clause: the object touches that region
+
+
+def _provider_region(provider_id: str) -> str | None:
+    provider = get_session().get(Provider, provider_id)
+    return provider.region if provider else None
+
+
+def _settlement_regions(settlement: Settlement) -> frozenset[str]:
+    lines = get_session().exec(select(SettlementLine.provider_region)
+                               .where(SettlementLine.settlement_id == settlement.id)).all()
+    return frozenset(lines) | {settlement.region}
+
+
+def _entry_facts(entry: LedgerEntry) -> Facts:
+    refs = frozenset(get_session().exec(select(LedgerRef.ref).where(LedgerRef.seq == entry.seq)).all())
+    return Facts(region=entry.region, regions_touched=refs)
+
+
+def _refs_name(ref: str | None):
+    return LedgerEntry.seq.in_(select(LedgerRef.seq).where(LedgerRef.ref == ref))
+
+
+KINDS = {
+    "region": Kind("region", type(None), "regions.get_region", lambda code: Facts(region=code)),
+    "catalog_item": Kind("catalogue item", type(None), "catalog.get_item", lambda _item: Facts()),
+    "provider": Kind("provider", Provider, "providers.get_provider",
+                     lambda p: Facts(region=p.region, provider_id=p.id), region=Provider.region,
+                     provider=Provider.id),
+    "enterprise": Kind("enterprise", Enterprise, "enterprises.get_enterprise",
+                       lambda e: Facts(region=e.region, enterprise_id=e.id), region=Enterprise.region,
+                       enterprise=Enterprise.id),
+    "application": Kind("application", Application, "applications.get_application",
+                        lambda a: Facts(region=a.region, enterprise_id=a.enterprise_id), region=Application.region,
+                        enterprise=Application.enterprise_id),
+    "voucher": Kind("voucher", Voucher, "vouchers.get_voucher",
+                    lambda v: Facts(region=v.region, enterprise_id=v.enterprise_id), region=Voucher.region,
+                    enterprise=Voucher.enterprise_id),
+    "redemption": Kind("redemption", Redemption, "redemptions.get_redemption",
+                       lambda r: Facts(region=r.region, enterprise_id=r.enterprise_id, provider_id=r.provider_id,
+                                       regions_touched=frozenset({_provider_region(r.provider_id)})),
+                       region=Redemption.region, enterprise=Redemption.enterprise_id, provider=Redemption.provider_id,
+                       touched=lambda region: Redemption.provider_id.in_(
+                           select(Provider.id).where(Provider.region == region))),
+    "settlement": Kind("settlement", Settlement, "settlements.get_settlement",
+                       lambda s: Facts(region=s.region, regions_touched=_settlement_regions(s)),
+                       region=Settlement.region,
+                       touched=lambda region: Settlement.id.in_(
+                           select(SettlementLine.settlement_id).where(SettlementLine.provider_region == region))),
+    # An entry's refs stand in its regions_touched: the ids it names.
+    "ledger_entry": Kind("ledger entry", LedgerEntry, "ledger.entry", _entry_facts, region=LedgerEntry.region,
+                         touched=_refs_name),
 }
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A binding rule: its wording for people, its predicate on an object's
+    facts, and the same predicate as a clause on a list query."""
+    text: str
+    holds: Callable[[Principal, Facts], bool]
+    narrows: Callable[[Principal, Kind], object]
+
+
+def _everything(_who, _kind):
+    return true()
+
+
+def _own_binding(who: Principal) -> tuple[str, str | None]:
+    """What a token is bound to, where the binding is an enterprise or a provider."""
+    return ("enterprise", who.enterprise_id) if who.role == "sme" else ("provider", who.provider_id)
+
+
+def _owns(who: Principal, facts: Facts) -> bool:
+    field, bound = _own_binding(who)
+    return bound is not None and getattr(facts, f"{field}_id") == bound
+
+
+def _owned(who: Principal, kind: Kind):
+    field, bound = _own_binding(who)
+    return getattr(kind, field) == bound
+
+
+def _in_region(who: Principal, facts: Facts) -> bool:
+    return who.region is not None and facts.region == who.region
+
+
+def _of_region(who: Principal, kind: Kind):
+    return kind.region == who.region
+
+
+def _touches(who: Principal, facts: Facts) -> bool:
+    return _in_region(who, facts) or (who.region is not None and who.region in facts.regions_touched)
+
+
+def _touching(who: Principal, kind: Kind):
+    return or_(kind.region == who.region, kind.touched(who.region))
+
+
+def _concerns(who: Principal, facts: Facts) -> bool:
+    # Officers and finance see their region's entries; SMEs and providers the
+    # entries that name their enterprise or provider.
+    if who.role in ("officer", "finance"):
+        return _in_region(who, facts)
+    return _own_binding(who)[1] in facts.regions_touched
+
+
+def _concerning(who: Principal, kind: Kind):
+    if who.role in ("officer", "finance"):
+        return _of_region(who, kind)
+    return kind.touched(_own_binding(who)[1])
+
+
+def _region_rule(text: str) -> Rule:
+    return Rule(text, _in_region, _of_region)
+
+
+def _enterprise_rule(text: str) -> Rule:
+    return Rule(text, _owns, _owned)
+
+
+RULES: dict[str, Rule] = {
+    "public": Rule("anyone, without a token", lambda _who, _facts: True, _everything),
+    "any": Rule("any principal of this role", lambda _who, _facts: True, _everything),
+    "all": Rule("everything (read-only roles)", lambda _who, _facts: True, _everything),
+    "self": _enterprise_rule("its own enterprise"),
+    "own": Rule("objects of its own enterprise (SME) or provider (provider)", _owns, _owned),
+    "own region": _region_rule("objects of its own region"),
+    "own region in body": _region_rule("the `region` of the request body must be its own"),
+    "home region": _region_rule("the object's home region (a provider's or an enterprise's) must be its own"),
+    "issuing region": _region_rule(
+        "the region that issued the voucher or received the application must be its own"),
+    "issuing or provider region": Rule("the issuing region, or the home region of the provider involved",
+                                       _touches, _touching),
+    "holder": _enterprise_rule("the enterprise holding the voucher"),
+    "provider of it": Rule("the provider the redemption was made with", _owns, _owned),
+    "paying region": _region_rule("the region paying the settlement batch"),
+    "touched region": Rule("a region the batch pays from or pays to; the batch's creator may not approve it",
+                           _touches, _touching),
+    "concerning it": Rule("entries whose refs name its enterprise or provider, or of its region (officer, finance)",
+                          _concerns, _concerning),
+    "own region statement": _region_rule("the statement of its own region"),
+}
+
+# What a refusal tells the caller it would have needed, per rule.
+REFUSALS = {
+    "own region in body": "an officer registers in its own region only: `region` must be {who.region}",
+    "home region": "only an officer of the home region ({facts.region}) may do this",
+    "issuing region": "only an officer of the issuing region ({facts.region}) may do this",
+    "holder": "only the enterprise holding the voucher may do this",
+    "provider of it": "only the provider of the service may do this",
+    "paying region": "only a finance officer of the paying region ({facts.region}) may do this",
+    "touched region": "only a finance officer of a region the batch touches may do this",
+    "own region statement": "only finance officers of {facts.region}, auditors and administrators read "
+                            "{facts.region}'s reconciliation",
+}
+
+
+def principal() -> Principal:
+    """The caller; 401 without one (the gate lets only public routes through without)."""
+    who = g.get("principal")
+    if who is None:
+        abort(401, message="a valid bearer token is required")
+    return who
+
+
+def _rule(endpoint: str, who: Principal) -> str | None:
+    row = POLICY.get(endpoint)
+    if row == PUBLIC:
+        return "public"
+    return (row or {}).get(who.role)
+
+
+def _holds(endpoint: str, who: Principal, facts: Facts) -> bool:
+    rule = _rule(endpoint, who)
+    return rule is not None and RULES[rule].holds(who, facts)
+
+
+def _refuse(who: Principal, facts: Facts) -> None:
+    rule = _rule(request.endpoint, who)
+    template = REFUSALS.get(rule, "role '{who.role}' may not do this")
+    abort(403, message=template.format(who=who, facts=facts))
+
+
+def load(kind_name: str, object_id: str, *, facts: Facts | None = None, row=None):
+    """The object of `kind_name` with this id, if the caller may see it (else
+    404) and act on it at this endpoint (else 403). `row` and `facts` let a hot
+    path pass what it has already read instead of the ORM object."""
+    who = principal()
+    kind = KINDS[kind_name]
+    obj = row if row is not None or facts is not None else get_session().get(kind.model, object_id)
+    if obj is None and facts is None:
+        abort(404, message=f"no {kind.noun} {object_id}")
+    facts = facts or kind.facts(obj)
+    if not _holds(kind.read_endpoint, who, facts):
+        abort(404, message=f"no {kind.noun} {object_id}")
+    if request.endpoint != kind.read_endpoint and not _holds(request.endpoint, who, facts):
+        _refuse(who, facts)
+    return obj
+
+
+def check(facts: Facts) -> Principal:
+    """Hold facts that are no secret (a body's region, a statement's region) to
+    this endpoint's rule: 403 if refused. Returns the caller."""
+    who = principal()
+    if not _holds(request.endpoint, who, facts):
+        _refuse(who, facts)
+    return who
+
+
+def visible(kind_name: str, query):
+    """`query` narrowed to the objects of `kind_name` this endpoint's rule lets the caller see."""
+    who = principal()
+    rule = _rule(request.endpoint, who)
+    if rule is None:
+        abort(403, message=f"role '{who.role}' may not do this")
+    return query.where(RULES[rule].narrows(who, KINDS[kind_name]))
+
 
 _ALL_READ = {"auditor": "all", "admin": "all"}
 _EVERYONE = {role: "any" for role in ROLES}
@@ -137,9 +383,9 @@ def render_markdown(routes: dict[str, tuple[str, str]]) -> str:
     for endpoint in sorted(POLICY, key=lambda e: (routes[e][1], routes[e][0])):
         method, path = routes[endpoint]
         row = POLICY[endpoint]
-        cells = [RULES["public"] if row == PUBLIC else row.get(role, "—") for role in ROLES]
+        cells = [RULES["public"].text if row == PUBLIC else row.get(role, "—") for role in ROLES]
         lines.append(f"| `{method} {path}` | " + " | ".join(cells) + " |")
-    lines += ["", "## Binding rules", ""] + [f"- **{name}**: {text}" for name, text in RULES.items()]
+    lines += ["", "## Binding rules", ""] + [f"- **{name}**: {rule.text}" for name, rule in RULES.items()]
     lines += ["", "Unversioned and public: " + ", ".join(f"`{e}`" for e in sorted(UNVERSIONED_PUBLIC)) + "."]
     return "\n".join(lines) + "\n"
 

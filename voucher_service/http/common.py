@@ -1,4 +1,4 @@
-"""What every view needs: the principal, a domain context, pages, money fields."""
+"""What every view needs: a domain context, pages, money fields (who may do what is http/access)."""
 from __future__ import annotations
 
 import base64
@@ -56,6 +56,20 @@ def no_nul(value: str) -> None:
         raise ValidationError("Must not contain NUL characters.")
 
 
+class FullMatch(validate.Regexp):
+    """marshmallow's Regexp, matched against the whole value.
+
+    Regexp uses re.match, where "$" also matches before a final newline: "TS-01\n"
+    would pass as a new code beside TS-01. The pattern stays as written (with
+    "$") for the OpenAPI document, whose readers are JavaScript regexes.
+    """
+
+    def __call__(self, value: str) -> str:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
 def Text(max_length: int, *, required: bool = True, min_length: int = 1, **kwargs):
     return fields.String(required=required, validate=[validate.Length(min=min_length, max=max_length), no_nul],
                          **kwargs)
@@ -98,29 +112,6 @@ def page(query, id_column, args) -> dict:
 def page_schema(item_schema, name: str):
     return Schema.from_dict({"items": fields.List(fields.Nested(item_schema)),
                              "next_cursor": fields.String(allow_none=True)}, name=name)
-
-
-def principal():
-    return g.get("principal")
-
-
-def require(*roles: str):
-    """The current principal if its role is one of `roles`; 401 without one, 403 otherwise."""
-    current = g.get("principal")
-    if current is None:
-        abort(401, message="a valid bearer token is required")
-    if roles and current.role not in roles:
-        abort(403, message=f"role '{current.role}' may not do this")
-    return current
-
-
-def forbid(message: str):
-    abort(403, message=message)
-
-
-def hide(message: str = "not found"):
-    """404 where telling the caller that the thing exists would leak."""
-    abort(404, message=message)
 
 
 def domain_context() -> Context:

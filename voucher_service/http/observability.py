@@ -55,7 +55,7 @@ def configure_logging(log_format: str | None = None) -> None:
 
 def _begin():
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = incoming if REQUEST_ID_PATTERN.match(incoming) else uuid.uuid4().hex
+    g.request_id = incoming if REQUEST_ID_PATTERN.fullmatch(incoming) else uuid.uuid4().hex
     g.request_started = time.perf_counter()
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=g.request_id)

@@ -3,16 +3,15 @@ from flask import url_for
 from marshmallow import Schema, fields, validate
 from sqlmodel import select
 
+from voucher_service.http import access
 from voucher_service.http.common import (
     Blueprint,
     PageArgs,
     ResourceSchema,
     Text,
     domain_context,
-    forbid,
     page,
     page_schema,
-    require,
 )
 from voucher_service.models import Provider, ProviderCategory
 from voucher_service.providers import service as providers
@@ -58,7 +57,6 @@ def provider_view(ctx, provider: Provider) -> dict:
 @blp.arguments(ProviderListArgs, location="query")
 @blp.response(200, page_schema(ProviderSchema, "ProviderPage"))
 def list_providers(args):
-    require()
     ctx = domain_context()
     query = select(Provider)
     for name in ("region", "status"):
@@ -76,9 +74,7 @@ def list_providers(args):
 @blp.arguments(ProviderCreate)
 @blp.response(201, ProviderSchema)
 def create_provider(body):
-    who = require("officer")
-    if body["region"] != who.region:
-        forbid(f"an officer of {who.region} registers providers of {who.region} only")
+    access.check(access.Facts(region=body["region"]))
     ctx = domain_context()
     provider = providers.register_provider(ctx, **body)
     return provider_view(ctx, provider), 201, {"Location": url_for("providers.get_provider", provider_id=provider.id)}
@@ -87,17 +83,13 @@ def create_provider(body):
 @blp.route("/<string:provider_id>")
 @blp.response(200, ProviderSchema)
 def get_provider(provider_id):
-    require()
     ctx = domain_context()
     return provider_view(ctx, providers.get_provider(ctx, provider_id))
 
 
 def _set_status(provider_id: str, status: str):
-    who = require("officer")
+    access.load("provider", provider_id)
     ctx = domain_context()
-    provider = providers.get_provider(ctx, provider_id)
-    if provider.region != who.region:
-        forbid(f"only an officer of the provider's home region ({provider.region}) may change its status")
     return provider_view(ctx, providers.set_provider_status(ctx, provider_id, status))
 
 

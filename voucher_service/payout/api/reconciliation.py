@@ -8,7 +8,8 @@ from marshmallow import Schema, ValidationError, fields, validates
 from sqlmodel import Session
 
 from voucher_service.db import get_engine, get_session, is_postgres, read_only
-from voucher_service.http.common import Blueprint, forbid, require
+from voucher_service.http import access
+from voucher_service.http.common import Blueprint
 from voucher_service.http.problems import problem
 from voucher_service.journal import keys
 from voucher_service.ledger.statement import sign_statement
@@ -19,7 +20,6 @@ from voucher_service.programme.errors import InvalidInput, NotFound
 URL = "/regions"
 blp = Blueprint("reconciliation", __name__, description="Signed reconciliation statements of a region and period")
 
-READERS = ("auditor", "admin")
 STATEMENT_WORK_MEM = "64MB"
 
 
@@ -140,11 +140,9 @@ def snapshot():
                      "officers of the region, auditors and administrators. Verify it offline with "
                      "`vouchers verify-statement FILE --keys KEYS`.")
 def get_statement(args, code):
-    who = require()
     if get_session().get(Region, code) is None:
         raise NotFound("region", f"no region {code}")
-    if who.role not in READERS and not (who.role == "finance" and who.region == code):
-        forbid(f"only finance officers of {code}, auditors and administrators read {code}'s reconciliation")
+    access.check(access.Facts(region=code))
     keyring = current_app.extensions["vouchers_keyring"]
     with snapshot() as session:
         unsigned = reconciliation.build_statement(session, code, args["period"])

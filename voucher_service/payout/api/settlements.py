@@ -6,21 +6,20 @@ import io
 
 from flask import Response, request, url_for
 from marshmallow import Schema, fields, validate
-from sqlmodel import or_, select
+from sqlmodel import select
 
+from voucher_service.http import access
 from voucher_service.http.common import (
     Blueprint,
+    FullMatch,
     PageArgs,
     ResourceSchema,
     Text,
     domain_context,
-    forbid,
-    hide,
     page,
     page_schema,
-    require,
 )
-from voucher_service.models import Provider, Settlement, SettlementLine
+from voucher_service.models import Provider, Settlement
 from voucher_service.payout import periods
 from voucher_service.payout import settlement as settlements
 
@@ -74,7 +73,7 @@ class SettlementSchema(ResourceSchema):
 
 class SettlementCreate(Schema):
     period = fields.String(required=True, validate=[
-        validate.Length(equal=7), validate.Regexp(periods.PERIOD_PATTERN,
+        validate.Length(equal=7), FullMatch(periods.PERIOD_PATTERN,
                                                   error="Use YYYY-MM (a month) or YYYY-Qn (a quarter).")])
 
 
@@ -118,35 +117,18 @@ def settlement_view(ctx, settlement: Settlement) -> dict:
             "approvals_required": settlements.regions_touched(settlement, lines)}
 
 
-def _visible(who, ctx, settlement: Settlement) -> bool:
-    if who.role in ("auditor", "admin"):
-        return True
-    if who.role != "finance":
-        return False
-    return who.region in settlements.regions_touched(settlement, settlements.lines_of(ctx, settlement.id))
-
-
 def _load(settlement_id: str):
-    who = require()
-    ctx = domain_context()
-    settlement = ctx.session.get(Settlement, settlement_id)
-    if settlement is None or not _visible(who, ctx, settlement):
-        hide(f"no settlement {settlement_id}")
-    return who, ctx, settlement
-
-
-def _paying_finance(who, settlement):
-    if who.role != "finance" or who.region != settlement.region:
-        forbid(f"only a finance officer of the paying region ({settlement.region}) may do this")
+    settlement = access.load("settlement", settlement_id)
+    return domain_context(), settlement
 
 
 @blp.route("", methods=["POST"])
 @blp.arguments(SettlementCreate)
 @blp.response(201, SettlementSchema)
 def create(body):
-    who = require("finance")
     ctx = domain_context()
-    created = settlements.create_settlement(ctx, region=who.region, period_label=body["period"])
+    # A batch is created by, and pays from, the finance officer's own region.
+    created = settlements.create_settlement(ctx, region=access.principal().region, period_label=body["period"])
     return (settlement_view(ctx, created), 201,
             {"Location": url_for("settlements.get_settlement", settlement_id=created.id)})
 
@@ -155,12 +137,8 @@ def create(body):
 @blp.arguments(SettlementListArgs, location="query")
 @blp.response(200, page_schema(SettlementSchema, "SettlementPage"))
 def list_settlements(args):
-    who = require("finance", "auditor", "admin")
     ctx = domain_context()
-    query = select(Settlement)
-    if who.role == "finance":
-        paid_to_mine = select(SettlementLine.settlement_id).where(SettlementLine.provider_region == who.region)
-        query = query.where(or_(Settlement.region == who.region, Settlement.id.in_(paid_to_mine)))
+    query = access.visible("settlement", select(Settlement))
     for name in ("status", "period"):
         if name in args:
             query = query.where(getattr(Settlement, name) == args[name])
@@ -172,24 +150,22 @@ def list_settlements(args):
 @blp.route("/<string:settlement_id>")
 @blp.response(200, SettlementSchema)
 def get_settlement(settlement_id):
-    _who, ctx, settlement = _load(settlement_id)
+    ctx, settlement = _load(settlement_id)
     return settlement_view(ctx, settlement)
 
 
 @blp.route("/<string:settlement_id>/approve", methods=["POST"])
 @blp.response(200, SettlementSchema)
 def approve(settlement_id):
-    who, ctx, settlement = _load(settlement_id)
-    if who.role != "finance":
-        forbid("only finance officers approve settlement batches")
-    return settlement_view(ctx, settlements.approve_settlement(ctx, settlement_id, approver_region=who.region))
+    ctx, _settlement = _load(settlement_id)
+    approver_region = access.principal().region
+    return settlement_view(ctx, settlements.approve_settlement(ctx, settlement_id, approver_region=approver_region))
 
 
 @blp.route("/<string:settlement_id>/execute", methods=["POST"])
 @blp.response(200, SettlementSchema)
 def execute(settlement_id):
-    who, ctx, settlement = _load(settlement_id)
-    _paying_finance(who, settlement)
+    ctx, _settlement = _load(settlement_id)
     return settlement_view(ctx, settlements.execute_settlement(ctx, settlement_id))
 
 
@@ -197,8 +173,7 @@ def execute(settlement_id):
 @blp.arguments(SettlementCancel)
 @blp.response(200, SettlementSchema)
 def cancel(body, settlement_id):
-    who, ctx, settlement = _load(settlement_id)
-    _paying_finance(who, settlement)
+    ctx, _settlement = _load(settlement_id)
     return settlement_view(ctx, settlements.cancel_settlement(ctx, settlement_id, **body))
 
 
@@ -246,7 +221,7 @@ def payouts_csv(settlement: Settlement, rows: list[dict]) -> str:
 @blp.alt_response(200, description="the same as CSV (UTF-8 with BOM, amounts in yuan) for Accept: text/csv",
                   content_type="text/csv", success=True)
 def payouts(settlement_id):
-    _who, ctx, settlement = _load(settlement_id)
+    ctx, settlement = _load(settlement_id)
     rows = payout_rows(ctx, settlement)
     if request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv":
         return Response(payouts_csv(settlement, rows), mimetype="text/csv",

@@ -2,8 +2,8 @@
 from flask import url_for
 from marshmallow import Schema, fields
 
-from voucher_service import models
-from voucher_service.http.common import Blueprint, Fen, ResourceSchema, Text, domain_context, forbid, hide, require
+from voucher_service.http import access
+from voucher_service.http.common import Blueprint, Fen, ResourceSchema, Text, domain_context
 from voucher_service.process import applications
 from voucher_service.process.api.vouchers import VoucherSchema
 
@@ -47,38 +47,20 @@ class ApplicationReject(Schema):
 @blp.arguments(ApplicationCreate)
 @blp.response(201, ApplicationSchema)
 def submit(body):
-    who = require("sme")
+    who = access.principal()
     application = applications.submit_application(domain_context(), enterprise_id=who.enterprise_id, **body)
     return application, 201, {"Location": url_for("applications.get_application", application_id=application.id)}
 
 
-def _visible(who, application) -> bool:
-    if who.role in ("auditor", "admin"):
-        return True
-    if who.role in ("officer", "finance"):
-        return who.region == application.region
-    return who.role == "sme" and who.enterprise_id == application.enterprise_id
-
-
 def _for_officer(application_id):
-    who = require("officer", "finance", "auditor", "admin", "sme", "provider")
-    ctx = domain_context()
-    application = ctx.session.get(models.Application, application_id)
-    if application is None or not _visible(who, application):
-        hide(f"no application {application_id}")
-    if who.role != "officer" or who.region != application.region:
-        forbid(f"only an officer of {application.region} decides this application")
-    return ctx
+    access.load("application", application_id)
+    return domain_context()
 
 
 @blp.route("/<string:application_id>")
 @blp.response(200, ApplicationSchema)
 def get_application(application_id):
-    who = require()
-    application = domain_context().session.get(models.Application, application_id)
-    if application is None or not _visible(who, application):
-        hide(f"no application {application_id}")
-    return application
+    return access.load("application", application_id)
 
 
 @blp.route("/<string:application_id>/approve", methods=["POST"])

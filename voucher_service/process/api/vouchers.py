@@ -2,17 +2,15 @@
 from marshmallow import Schema, fields, validate
 from sqlmodel import select
 
+from voucher_service.http import access
 from voucher_service.http.common import (
     Blueprint,
     PageArgs,
     ResourceSchema,
     Text,
     domain_context,
-    forbid,
-    hide,
     page,
     page_schema,
-    require,
 )
 from voucher_service.models import Voucher
 from voucher_service.process import vouchers
@@ -50,24 +48,11 @@ class VoucherVoid(Schema):
     reason = Text(500)
 
 
-def can_see_voucher(who, voucher: Voucher) -> bool:
-    if who.role in ("auditor", "admin"):
-        return True
-    if who.role in ("officer", "finance"):
-        return who.region == voucher.region
-    return who.role == "sme" and who.enterprise_id == voucher.enterprise_id
-
-
 @blp.route("")
 @blp.arguments(VoucherListArgs, location="query")
 @blp.response(200, page_schema(VoucherSchema, "VoucherPage"))
 def list_vouchers(args):
-    who = require("sme", "officer", "finance", "auditor", "admin")
-    query = select(Voucher)
-    if who.role == "sme":
-        query = query.where(Voucher.enterprise_id == who.enterprise_id)
-    elif who.role in ("officer", "finance"):
-        query = query.where(Voucher.region == who.region)
+    query = access.visible("voucher", select(Voucher))
     if "status" in args:
         query = query.where(Voucher.status == args["status"])
     if "enterprise_id" in args:
@@ -78,22 +63,12 @@ def list_vouchers(args):
 @blp.route("/<string:voucher_id>")
 @blp.response(200, VoucherSchema)
 def get_voucher(voucher_id):
-    who = require()
-    voucher = domain_context().session.get(Voucher, voucher_id)
-    if voucher is None or not can_see_voucher(who, voucher):
-        hide(f"no voucher {voucher_id}")
-    return voucher
+    return access.load("voucher", voucher_id)
 
 
 @blp.route("/<string:voucher_id>/void", methods=["POST"])
 @blp.arguments(VoucherVoid)
 @blp.response(200, VoucherSchema)
 def void(body, voucher_id):
-    who = require()
-    ctx = domain_context()
-    voucher = ctx.session.get(Voucher, voucher_id)
-    if voucher is None or not can_see_voucher(who, voucher):
-        hide(f"no voucher {voucher_id}")
-    if who.role != "officer":
-        forbid(f"only an officer of {voucher.region} may void this voucher")
-    return vouchers.void_voucher(ctx, voucher_id, **body)
+    access.load("voucher", voucher_id)
+    return vouchers.void_voucher(domain_context(), voucher_id, **body)
