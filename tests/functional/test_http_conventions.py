@@ -381,7 +381,8 @@ CREATIONS = {
                 "code"),
     "provider": ("officer", "/providers", lambda w: provider_body(), "id"),
     "enterprise": ("officer", "/enterprises",
-                   lambda w: {"name": "New SME", "uscc": make_uscc(letters=True), "region": "KS", "kind": "enterprise"}, "id"),
+                   lambda w: {"name": "New SME", "uscc": make_uscc(letters=True), "region": "KS", "kind": "enterprise",
+                              "related_provider_ids": ["prv-ks-002"]}, "id"),
     "application": ("sme", "/applications", lambda w: dict(APPLICATION), "id"),
     "redemption": ("sme", "/redemptions", lambda w: redemption_body(w), "id"),
 }
@@ -398,6 +399,9 @@ def test_every_201_has_a_location_that_serves_the_resource(world, kind):
     assert target.path.startswith(f"/api/v1{path}/")
     fetched = world[who].http.get(target.path, headers=world[who]._headers(None))
     assert fetched.status_code == 200 and fetched.get_json()[key] == r.get_json()[key]
+    # The 201 shows the resource as it was stored: its categories and related providers too.
+    created = {name: value for name, value in r.get_json().items() if name != "ledger"}
+    assert created == fetched.get_json()
 
 
 # --- health, OpenAPI, docs -------------------------------------------------------------

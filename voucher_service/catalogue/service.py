@@ -5,10 +5,11 @@ from dataclasses import dataclass
 
 from sqlmodel import select
 
+from voucher_service.catalogue.rules import check_catalog_code_unique
 from voucher_service.journal import reference_cache as registry_cache
 from voucher_service.models import CatalogCategory, CatalogItem
 from voucher_service.programme.context import Context
-from voucher_service.programme.errors import InvalidInput, NotFound, RuleViolation
+from voucher_service.programme.errors import InvalidInput, NotFound
 from voucher_service.programme.writes import append, lock
 
 
@@ -32,8 +33,7 @@ def add_catalog_item(ctx: Context, *, region, code, category, name_zh, name_en, 
     lock(ctx)
     if ctx.session.get(CatalogCategory, category) is None:
         raise InvalidInput("category", f"unknown category '{category}'")
-    if ctx.session.get(CatalogItem, code) is not None:
-        raise RuleViolation("catalog_code_unique", f"catalogue code unique: item {code} already exists")
+    check_catalog_code_unique(ctx.session.get(CatalogItem, code) is not None, code)
     item = CatalogItem(code=code, category=category, name_zh=name_zh, name_en=name_en,
                        max_subsidy_ratio_bp=max_subsidy_ratio_bp, active=active,
                        created_at=ctx.now_str, updated_at=ctx.now_str)

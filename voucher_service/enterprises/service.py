@@ -7,7 +7,8 @@ from voucher_service.clock import new_id
 from voucher_service.journal import reference_cache as registry_cache
 from voucher_service.models import Enterprise, EnterpriseRelatedProvider, Provider
 from voucher_service.programme.context import Context
-from voucher_service.programme.errors import InvalidInput, NotFound, RuleViolation
+from voucher_service.enterprises.rules import check_uscc_unique
+from voucher_service.programme.errors import InvalidInput, NotFound
 from voucher_service.programme.regions import get_region
 from voucher_service.programme.writes import append, lock
 from voucher_service.providers.service import check_uscc
@@ -35,14 +36,15 @@ def register_enterprise(ctx: Context, *, name, uscc, region, kind, related_provi
     for provider_id in related:
         if ctx.session.get(Provider, provider_id) is None:
             raise InvalidInput("related_provider_ids", f"unknown provider '{provider_id}'")
-    if ctx.session.exec(select(Enterprise).where(Enterprise.uscc == uscc)).first() is not None:
-        raise RuleViolation("uscc_unique", f"USCC unique: an enterprise with USCC {uscc} is already registered")
+    check_uscc_unique(ctx.session.exec(select(Enterprise).where(Enterprise.uscc == uscc)).first() is not None, uscc)
     enterprise = Enterprise(id=enterprise_id or new_id("ent"), name=name, uscc=uscc, region=region, kind=kind,
                             created_at=ctx.now_str)
     ctx.session.add(enterprise)
     ctx.session.flush()
     for provider_id in related:
         ctx.session.add(EnterpriseRelatedProvider(enterprise_id=enterprise.id, provider_id=provider_id))
+    # Flushed now: the response reads the related providers through the connection, not the ORM.
+    ctx.session.flush()
     append(ctx, kind="enterprise.registered", region=region, refs={"enterprise": enterprise.id},
             data={"name": name, "uscc": uscc, "kind": kind, "related_provider_ids": related})
     return enterprise

@@ -24,15 +24,24 @@ from voucher_service.models import (
 )
 from voucher_service.payout.netting import net_positions
 from voucher_service.payout.periods import parse_period
-from voucher_service.payout.rules import check_four_eyes, check_payout_cycle, check_period_started
-from voucher_service.process import rules
+from voucher_service.payout.rules import (
+    SETTLEMENT_TRANSITIONS,
+    check_approval_region,
+    check_approvals_complete,
+    check_four_eyes,
+    check_not_already_approved,
+    check_one_approval_per_officer,
+    check_payout_cycle,
+    check_period_started,
+    check_something_to_settle,
+)
+from voucher_service.process.rules import REDEMPTION_TRANSITIONS
 from voucher_service.programme.context import Context
-from voucher_service.programme.errors import NotFound, RuleViolation
+from voucher_service.programme.errors import NotFound
 from voucher_service.programme.regions import policy_in_effect
 from voucher_service.programme.writes import append as _append
+from voucher_service.programme.rules import check_transition
 from voucher_service.programme.writes import lock
-
-SETTLEMENT_TRANSITIONS = {"draft": {"approved", "cancelled"}, "approved": {"executed", "cancelled"}}
 
 
 def get_settlement(ctx: Context, settlement_id: str, *, for_update: bool = False) -> Settlement:
@@ -85,9 +94,7 @@ def create_settlement(ctx: Context, *, region: str, period_label: str) -> Settle
                Redemption.redeemed_at >= start, Redemption.redeemed_at < end,
                Redemption.id.not_in(batched))
         .order_by(Redemption.id)).all()
-    if not due:
-        raise RuleViolation("nothing_to_settle", f"nothing to settle: {region} has no redeemed, unsettled "
-                                                 f"redemption in {period.label}")
+    check_something_to_settle(len(due), region, period.label)
     by_provider: dict[str, list] = defaultdict(list)
     for redemption, provider_region in due:
         by_provider[(redemption.provider_id, provider_region)].append(redemption)
@@ -119,17 +126,13 @@ def create_settlement(ctx: Context, *, region: str, period_label: str) -> Settle
 def approve_settlement(ctx: Context, settlement_id: str, *, approver_region: str) -> Settlement:
     lock(ctx)
     settlement = get_settlement(ctx, settlement_id, for_update=True)
-    rules.check_transition("settlement", settlement.status, "approved", SETTLEMENT_TRANSITIONS)
+    check_transition("settlement", settlement.status, "approved", SETTLEMENT_TRANSITIONS)
     check_four_eyes(ctx.actor, settlement.created_by)
     required = regions_touched(settlement, lines_of(ctx, settlement_id))
-    if approver_region not in required:
-        raise RuleViolation("approval_region", f"approval region: the batch touches {', '.join(required)}, "
-                                               f"not {approver_region}")
+    check_approval_region(approver_region, required)
     approvals = approvals_of(ctx, settlement_id)
-    if any(a.region == approver_region for a in approvals):
-        raise RuleViolation("already_approved", f"already approved: {approver_region} has approved this batch")
-    if any(a.principal_id == ctx.actor for a in approvals):
-        raise RuleViolation("four_eyes", "four eyes: one person approves a batch once")
+    check_not_already_approved(approver_region, {a.region for a in approvals})
+    check_one_approval_per_officer(ctx.actor, {a.principal_id for a in approvals})
     ctx.session.add(SettlementApproval(settlement_id=settlement_id, region=approver_region,
                                        principal_id=ctx.actor, approved_at=ctx.now_str))
     approved_regions = sorted({a.region for a in approvals} | {approver_region})
@@ -147,17 +150,15 @@ def approve_settlement(ctx: Context, settlement_id: str, *, approver_region: str
 def execute_settlement(ctx: Context, settlement_id: str) -> Settlement:
     lock(ctx)
     settlement = get_settlement(ctx, settlement_id, for_update=True)
-    if settlement.status == "draft":
-        required = regions_touched(settlement, lines_of(ctx, settlement_id))
-        done = {a.region for a in approvals_of(ctx, settlement_id)}
-        raise RuleViolation("approvals_missing", "approvals missing: the batch still needs a finance officer of "
-                                                 f"{', '.join(r for r in required if r not in done)}")
-    rules.check_transition("settlement", settlement.status, "executed", SETTLEMENT_TRANSITIONS)
+    if settlement.status == "draft":  # name the regions still to approve, not just the state
+        check_approvals_complete(regions_touched(settlement, lines_of(ctx, settlement_id)),
+                                 {a.region for a in approvals_of(ctx, settlement_id)})
+    check_transition("settlement", settlement.status, "executed", SETTLEMENT_TRANSITIONS)
     redemptions = ctx.session.exec(
         select(Redemption).join(SettlementRedemption, SettlementRedemption.redemption_id == Redemption.id)
         .where(SettlementRedemption.settlement_id == settlement_id).with_for_update()).all()
     for redemption in redemptions:
-        rules.check_transition("redemption", redemption.status, "settled", rules.REDEMPTION_TRANSITIONS)
+        check_transition("redemption", redemption.status, "settled", REDEMPTION_TRANSITIONS)
         redemption.status = "settled"
         redemption.settled_at = ctx.now_str
         ctx.session.add(redemption)
@@ -179,7 +180,7 @@ def execute_settlement(ctx: Context, settlement_id: str) -> Settlement:
 def cancel_settlement(ctx: Context, settlement_id: str, *, reason: str) -> Settlement:
     lock(ctx)
     settlement = get_settlement(ctx, settlement_id, for_update=True)
-    rules.check_transition("settlement", settlement.status, "cancelled", SETTLEMENT_TRANSITIONS)
+    check_transition("settlement", settlement.status, "cancelled", SETTLEMENT_TRANSITIONS)
     for row in ctx.session.exec(select(SettlementRedemption)
                                 .where(SettlementRedemption.settlement_id == settlement_id)).all():
         row.live_redemption_id = None  # released for a later batch

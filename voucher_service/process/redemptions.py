@@ -85,9 +85,10 @@ def reserve(ctx: Context, *, voucher_id: str, provider_id: str, catalog_code: st
 def _release_postings(voucher, amount_fen: int) -> list[Posting]:
     """Give held value back: to the voucher, and on to the budget if the voucher has closed."""
     postings = [Posting(held_account(voucher.id), voucher_account(voucher.id), amount_fen)]
-    if voucher.status in ("active", "exhausted"):
+    if voucher.status in rules.OPEN_VOUCHER_STATUSES:
         voucher.available_fen += amount_fen
         if voucher.status == "exhausted":
+            rules.check_transition("voucher", voucher.status, "active", rules.VOUCHER_TRANSITIONS)
             voucher.status = "active"
     else:
         voucher.returned_fen += amount_fen
@@ -144,6 +145,7 @@ def approve(ctx: Context, redemption_id: str) -> Redemption:
     voucher.held_fen -= redemption.amount_fen
     voucher.redeemed_fen += redemption.amount_fen
     if voucher.status == "active" and voucher.available_fen == 0 and voucher.held_fen == 0:
+        rules.check_transition("voucher", voucher.status, "exhausted", rules.VOUCHER_TRANSITIONS)
         voucher.status = "exhausted"
     redemption.status = "redeemed"
     redemption.redeemed_at = ctx.now_str

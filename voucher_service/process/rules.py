@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import date
 
 from voucher_service.programme.errors import RuleViolation
+from voucher_service.programme.rules import check_transition
 
 BASIS_POINTS = 10_000
 
@@ -18,12 +19,13 @@ REDEMPTION_TRANSITIONS = {
     "confirmed": {"redeemed", "rejected"},
     "redeemed": {"settled"},
 }
-
-
-def check_transition(kind: str, current: str, target: str, table: dict[str, set[str]]) -> None:
-    if target not in table.get(current, set()):
-        raise RuleViolation(
-            "state_machine", f"state machine: {kind} is '{current}' and cannot become '{target}'")
+VOUCHER_TRANSITIONS = {
+    "active": {"exhausted", "expired", "voided"},
+    # Exhausted is not final: value released back to the voucher makes it spendable again.
+    "exhausted": {"active", "expired", "voided"},
+}
+# Voided and expired are final; until then value released from a hold goes back to the voucher.
+OPEN_VOUCHER_STATUSES = tuple(VOUCHER_TRANSITIONS)
 
 
 def check_application_pending(status: str) -> None:
@@ -113,6 +115,11 @@ def check_claim_not_raising(claimed_fen: int, reserved_fen: int) -> None:
         raise RuleViolation(
             "claim_not_raising",
             f"claim may not raise the amount: {claimed_fen} fen claimed, {reserved_fen} fen reserved")
+
+
+def check_voucher_voidable(status: str) -> None:
+    check_transition("voucher", status, "voided", VOUCHER_TRANSITIONS,
+                     refusal=f"state machine: a voucher that is '{status}' cannot be voided")
 
 
 def check_no_open_redemptions(held_fen: int) -> None:

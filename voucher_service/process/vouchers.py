@@ -33,6 +33,7 @@ def voucher_holder(ctx: Context, voucher_id: str):
 
 
 def _close_voucher(ctx: Context, voucher: Voucher, status: str, kind: str, data: dict) -> Voucher:
+    rules.check_transition("voucher", voucher.status, status, rules.VOUCHER_TRANSITIONS)
     returned_fen = voucher.available_fen
     voucher.returned_fen += returned_fen
     voucher.available_fen = 0
@@ -50,8 +51,7 @@ def _close_voucher(ctx: Context, voucher: Voucher, status: str, kind: str, data:
 def void_voucher(ctx: Context, voucher_id: str, *, reason: str) -> Voucher:
     lock(ctx)
     voucher = get_voucher(ctx, voucher_id, for_update=True)
-    if voucher.status not in ("active", "exhausted"):
-        raise rules.RuleViolation("state_machine", f"state machine: a voucher that is '{voucher.status}' cannot be voided")
+    rules.check_voucher_voidable(voucher.status)
     rules.check_no_open_redemptions(voucher.held_fen)
     return _close_voucher(ctx, voucher, "voided", "voucher.voided", {"reason": reason})
 
@@ -64,7 +64,7 @@ def expire_vouchers(ctx: Context, as_of: date) -> list[Voucher]:
     """
     lock(ctx)
     due = ctx.session.exec(
-        select(Voucher).where(Voucher.status.in_(("active", "exhausted")), Voucher.valid_until < as_of)
+        select(Voucher).where(Voucher.status.in_(rules.OPEN_VOUCHER_STATUSES), Voucher.valid_until < as_of)
         .order_by(Voucher.id).with_for_update()).all()
     return [_close_voucher(ctx, voucher, "expired", "voucher.expired", {"as_of": as_of.isoformat()})
             for voucher in due]

@@ -9,7 +9,8 @@ from voucher_service.clock import local_date
 from voucher_service.journal import reference_cache as registry_cache
 from voucher_service.models import Policy, Region
 from voucher_service.programme.context import Context
-from voucher_service.programme.errors import NotFound, RuleViolation
+from voucher_service.programme.errors import NotFound
+from voucher_service.programme.rules import check_policy_in_effect
 from voucher_service.programme.writes import append, lock
 
 
@@ -25,8 +26,7 @@ def policy_in_effect(ctx: Context, region_code: str, on: date | None = None) -> 
     policy = ctx.session.exec(
         select(Policy).where(Policy.region == region_code, Policy.effective_from <= on)
         .order_by(Policy.effective_from.desc())).first()
-    if policy is None:
-        raise RuleViolation("policy_in_effect", f"policy in effect: region {region_code} has no policy on {on}")
+    check_policy_in_effect(policy is not None, region_code, on)
     return policy
 
 
@@ -38,10 +38,10 @@ def subsidy_ratio_bp_in_effect(ctx: Context, region_code: str, on: date | None =
         return tuple(ctx.session.connection().execute(
             select(Policy.effective_from, Policy.subsidy_ratio_bp).where(Policy.region == region_code)
             .order_by(Policy.effective_from.desc())).all())
-    for effective_from, ratio_bp in registry_cache.cached(ctx.session, "policies", region_code, load):
-        if effective_from <= on:
-            return ratio_bp
-    raise RuleViolation("policy_in_effect", f"policy in effect: region {region_code} has no policy on {on}")
+    policies = registry_cache.cached(ctx.session, "policies", region_code, load)  # newest first
+    ratio_bp = next((ratio for effective_from, ratio in policies if effective_from <= on), None)
+    check_policy_in_effect(ratio_bp is not None, region_code, on)
+    return ratio_bp
 
 
 def policy_json(p: Policy) -> dict:

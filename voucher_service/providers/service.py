@@ -9,9 +9,10 @@ from voucher_service.clock import new_id
 from voucher_service.journal import reference_cache as registry_cache
 from voucher_service.models import CatalogCategory, Provider, ProviderCategory
 from voucher_service.programme.context import Context
-from voucher_service.programme.errors import InvalidInput, NotFound, RuleViolation
+from voucher_service.programme.errors import InvalidInput, NotFound
 from voucher_service.programme.regions import get_region
 from voucher_service.programme.writes import append, lock
+from voucher_service.providers.rules import check_provider_status_change, check_uscc_unique
 from voucher_service.providers.uscc import uscc_problem
 
 
@@ -37,14 +38,15 @@ def register_provider(ctx: Context, *, name, uscc, region, categories, provider_
     for category in categories:
         if ctx.session.get(CatalogCategory, category) is None:
             raise InvalidInput("categories", f"unknown category '{category}'")
-    if ctx.session.exec(select(Provider).where(Provider.uscc == uscc)).first() is not None:
-        raise RuleViolation("uscc_unique", f"USCC unique: a provider with USCC {uscc} is already registered")
+    check_uscc_unique(ctx.session.exec(select(Provider).where(Provider.uscc == uscc)).first() is not None, uscc)
     provider = Provider(id=provider_id or new_id("prv"), name=name, uscc=uscc, region=region, status=status,
                         created_at=ctx.now_str, updated_at=ctx.now_str)
     ctx.session.add(provider)
     ctx.session.flush()
     for category in categories:
         ctx.session.add(ProviderCategory(provider_id=provider.id, category=category))
+    # Flushed now: the response reads the categories through the connection, not the ORM.
+    ctx.session.flush()
     append(ctx, kind="provider.registered", region=region, refs={"provider": provider.id},
             data={"name": name, "uscc": uscc, "categories": categories, "status": status})
     return provider
@@ -82,9 +84,7 @@ def get_provider(ctx: Context, provider_id: str) -> Provider:
 def set_provider_status(ctx: Context, provider_id: str, status: str) -> Provider:
     lock(ctx)
     provider = get_provider(ctx, provider_id)
-    if provider.status == status:
-        verb = "suspended" if status == "suspended" else "active"
-        raise RuleViolation("state_machine", f"state machine: provider {provider_id} is already {verb}")
+    check_provider_status_change(provider_id, provider.status, status)
     provider.status = status
     provider.updated_at = ctx.now_str
     ctx.session.add(provider)

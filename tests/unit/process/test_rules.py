@@ -110,3 +110,34 @@ def test_application_decided_once():
     rules.check_application_pending("submitted")
     for status in ("approved", "rejected"):
         refused("state_machine", rules.check_application_pending, status)
+
+
+@pytest.mark.parametrize("status", ["active", "exhausted"])
+def test_an_open_voucher_may_be_voided(status):
+    rules.check_voucher_voidable(status)
+
+
+@pytest.mark.parametrize("status", ["voided", "expired"])
+def test_a_closed_voucher_may_not_be_voided(status):
+    detail = refused("state_machine", rules.check_voucher_voidable, status)
+    assert detail == f"state machine: a voucher that is '{status}' cannot be voided"
+
+
+@pytest.mark.parametrize("current, target", [
+    ("active", "exhausted"), ("active", "expired"), ("active", "voided"),
+    ("exhausted", "active"), ("exhausted", "expired"), ("exhausted", "voided")])
+def test_voucher_transitions_allowed(current, target):
+    rules.check_transition("voucher", current, target, rules.VOUCHER_TRANSITIONS)
+
+
+@pytest.mark.parametrize("current, target", [
+    ("voided", "active"), ("expired", "active"), ("voided", "expired"), ("expired", "voided"),
+    ("expired", "exhausted"), ("active", "active")])
+def test_voucher_transitions_refused(current, target):
+    detail = refused("state_machine", rules.check_transition, "voucher", current, target,
+                     rules.VOUCHER_TRANSITIONS)
+    assert detail == f"state machine: voucher is '{current}' and cannot become '{target}'"
+
+
+def test_open_vouchers_are_those_not_yet_voided_or_expired():
+    assert set(rules.OPEN_VOUCHER_STATUSES) == {"active", "exhausted"}

@@ -1,0 +1,63 @@
+"""The flows of DESIGN §3 as a statement sees them, and account names as SQL."""
+from __future__ import annotations
+
+from sqlalchemy import and_, case, func
+
+from voucher_service.models import LedgerPosting
+
+# Account classes, as small integers so that SQL groups by one integer per posting.
+CLASSES = ("other", "treasury", "budget", "voucher", "held", "payable", "paid")
+CLASS_CODE = {name: code for code, name in enumerate(CLASSES)}
+# (source class, destination class) of each flow of DESIGN §3.
+FLOWS = {
+    "funded": ("treasury", "budget"),
+    "issued": ("budget", "voucher"),
+    "reserved": ("voucher", "held"),
+    "released": ("held", "voucher"),
+    "redeemed": ("held", "payable"),
+    "returned": ("voucher", "budget"),
+    "settled": ("payable", "paid"),
+}
+FLOW_OF_PAIR = {pair: name for name, pair in FLOWS.items()}
+# Entry kinds whose every entry carries at least one posting (a claim posts only
+# when it lowers the amount; a void or expiry only when value is left).
+ALWAYS_POSTING_KINDS = ("budget.funded", "voucher.issued", "redemption.reserved", "redemption.redeemed",
+                        "redemption.cancelled", "redemption.rejected", "settlement.executed")
+DETAIL_NAMES = 5  # mismatching accounts or vouchers named in a check's detail
+
+
+def has_prefix(column, prefix: str):
+    # substr rather than LIKE: exact (SQLite's LIKE ignores case), no escaping,
+    # the same on SQLite and PostgreSQL.
+    return func.substr(column, 1, len(prefix)) == prefix
+
+
+def is_held(column):
+    return and_(has_prefix(column, "voucher:"), func.substr(column, func.length(column) - 4) == ":held")
+
+
+def account_class(column, region: str):
+    """The CLASSES code of an account name, in SQL."""
+    held_or_available = case((func.substr(column, func.length(column) - 4) == ":held", CLASS_CODE["held"]),
+                             else_=CLASS_CODE["voucher"])
+    return case(
+        (has_prefix(column, "voucher:"), held_or_available),
+        (column == f"budget:{region}", CLASS_CODE["budget"]),
+        (has_prefix(column, f"payable:{region}:"), CLASS_CODE["payable"]),
+        (has_prefix(column, "paid:"), CLASS_CODE["paid"]),
+        (column == f"treasury:{region}", CLASS_CODE["treasury"]),
+        else_=CLASS_CODE["other"])
+
+
+def flow_code(region: str):
+    """One integer per posting for its (source class, destination class)."""
+    return account_class(LedgerPosting.source, region) * 8 + account_class(LedgerPosting.destination, region)
+
+
+def pair_of(code: int) -> tuple[str, str]:
+    return CLASSES[code // 8], CLASSES[code % 8]
+
+
+def as_int(value) -> int:
+    # PostgreSQL's SUM(bigint) is numeric (a Decimal in Python); amounts are whole fen.
+    return int(value or 0)
