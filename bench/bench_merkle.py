@@ -11,7 +11,7 @@ Leaves are the canonical bytes of the entries of the cached benchmark ledger
 
 - service: merkle.leaf_hash for each entry, then merkle.root_from_leaves (the
   in-memory root the tests and tools use) and, separately, the offline
-  verifier's running tree (verify._RunningTree: append leaf by leaf);
+  verifier's running tree (verify.replay.RunningTree: append leaf by leaf);
 - raw hashlib: the shortest Python loop that computes the same root (leaf
   hashes, then pairs level by level, an odd node carried up);
 - pymerkle: InmemoryTree(sha256) with its RFC 9162 prefixes, append_entry for
@@ -65,8 +65,8 @@ def service_root(entries: list[bytes]) -> bytes:
 
 
 def verifier_root(entries: list[bytes]) -> bytes:
-    from voucher_service.ledger.verify import _RunningTree
-    tree = _RunningTree()
+    from voucher_service.ledger.verify.replay import RunningTree
+    tree = RunningTree()
     for e in entries:
         tree.append(merkle.leaf_hash(e))
     return tree.root()
@@ -170,7 +170,7 @@ def main() -> None:
     report.line(f"   raw hashlib                       {raw_s:7.2f} s  ({n / raw_s:,.0f} leaves/s)")
     report.line(f"   service merkle.root_from_leaves   {service_s:7.2f} s  ({n / service_s:,.0f} leaves/s)  "
                 f"raw/service = {raw_s / service_s:.2f}x")
-    report.line(f"   verifier _RunningTree             {verifier_s:7.2f} s  ({n / verifier_s:,.0f} leaves/s)  "
+    report.line(f"   verifier RunningTree              {verifier_s:7.2f} s  ({n / verifier_s:,.0f} leaves/s)  "
                 f"raw/verifier = {raw_s / verifier_s:.2f}x")
     if not args.no_pymerkle:
         other, pymerkle_s = timed(pymerkle_root, entries)

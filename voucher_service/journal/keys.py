@@ -43,13 +43,16 @@ def create_region_key(session: Session, *, region: str, keys_dir: str, passphras
     return record
 
 
-def _is_active_key_of(region: str):
-    """A region's active key: the one without a validity end (rotation sets it)."""
-    return (SigningKeyRecord.region == region) & SigningKeyRecord.valid_until.is_(None)
+def is_active_key(region: str | None = None):
+    """The SQL condition "an active key" (of `region`, if given): a key without
+    a validity end, which rotation sets. The one statement of it: signing,
+    cosigning checkpoints and loading keys at start-up all select keys by it."""
+    active = SigningKeyRecord.valid_until.is_(None)
+    return active if region is None else (SigningKeyRecord.region == region) & active
 
 
 def active_key_record(session: Session, region: str) -> SigningKeyRecord | None:
-    return session.exec(select(SigningKeyRecord).where(_is_active_key_of(region))).first()
+    return session.exec(select(SigningKeyRecord).where(is_active_key(region))).first()
 
 
 class KeyRing:
@@ -86,7 +89,7 @@ class KeyRing:
             # rotation committed while the request waited is always seen: a
             # rotation moves the registry version, which drops the cached id.
             key_id = registry_cache.cached(session, "active_key", region, lambda: session.connection().execute(
-                select(SigningKeyRecord.key_id).where(_is_active_key_of(region))).scalar_one_or_none())
+                select(SigningKeyRecord.key_id).where(is_active_key(region))).scalar_one_or_none())
             if key_id is None:
                 raise KeyUnavailable(f"region {region} has no active signing key")
             return self.load(key_id)
@@ -94,7 +97,7 @@ class KeyRing:
 
     def check_all(self, session: Session) -> list[str]:
         """Load every active key; return the ids loaded (raises KeyUnavailable)."""
-        records = session.exec(select(SigningKeyRecord).where(SigningKeyRecord.valid_until.is_(None))).all()
+        records = session.exec(select(SigningKeyRecord).where(is_active_key())).all()
         return [self.load(record.key_id).key_id for record in records]
 
 

@@ -13,11 +13,11 @@ from sqlmodel import Session, select
 
 from voucher_service.clock import rfc3339, utc_now
 from voucher_service.journal import store as journal
+from voucher_service.journal.keys import is_active_key
 from voucher_service.ledger import merkle
-from voucher_service.ledger.note import Checkpoint, sign_note, verifier_key
+from voucher_service.ledger.entry import SIGNATURE_ALG
+from voucher_service.ledger.note import TLOG_PROOF_HEADER, Checkpoint, sign_note, verifier_key
 from voucher_service.models import LedgerCheckpoint, LedgerEntry, LedgerHead, SigningKeyRecord
-
-TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 
 
 class TreeError(ValueError):
@@ -66,7 +66,7 @@ def consistency_proof(session: Session, first: int, second: int) -> list[bytes]:
 # --- keys ------------------------------------------------------------------
 
 def key_json(record: SigningKeyRecord) -> dict:
-    return {"key_id": record.key_id, "region": record.region, "alg": "ed25519",
+    return {"key_id": record.key_id, "region": record.region, "alg": SIGNATURE_ALG,
             "public_key": b64(bytes(record.public_key)), "note_name": record.note_name,
             "note_key": verifier_key(record.note_name, bytes(record.public_key)),
             "valid_from": record.valid_from, "valid_until": record.valid_until}
@@ -79,7 +79,7 @@ def published_keys(session: Session, origin: str) -> dict:
 
 
 def active_keys(session: Session) -> list[SigningKeyRecord]:
-    return list(session.exec(select(SigningKeyRecord).where(SigningKeyRecord.valid_until.is_(None))
+    return list(session.exec(select(SigningKeyRecord).where(is_active_key())
                              .order_by(SigningKeyRecord.region)).all())
 
 

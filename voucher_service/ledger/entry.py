@@ -1,4 +1,4 @@
-"""Immutable ledger entries and postings.
+"""Immutable ledger entries and postings, and every constant of the entry format.
 
 An entry is built once, checked where it is built (positive postings, integer
 amounts), signed, and never mutated: the stored canonical bytes are the entry.
@@ -14,6 +14,13 @@ from .canonical import MAX_SAFE_INTEGER, canonical_bytes
 
 FORMAT_VERSION = 1
 SIGNATURE_ALG = "ed25519"
+ENTRY_FIELDS = frozenset({"v", "seq", "ts", "kind", "region", "actor", "refs", "postings", "data", "sig"})
+POSTING_FIELDS = frozenset({"source", "destination", "amount"})
+SIG_FIELDS = frozenset({"key_id", "alg", "value"})  # also a signed statement's `signature`
+# RFC 3339 UTC with microseconds, as the service writes every timestamp: in
+# this one format, string order is time order, so validity compares strings.
+TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z\Z")
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,11 @@ golang.org/x/mod/sumdb/note reads them:
 
 The key hash is SHA-256(name || "\\n" || 0x01 || public key)[:4]; a verifier
 key is published as "<name>+<hex key hash>+<base64(0x01 || public key)>".
+A receipt's c2sp.org/tlog-proof starts with TLOG_PROOF_HEADER.
+
+Signatures are checked by `signing.verify_detached` (libsodium), as every
+signature in the service is; see signing.py for why that stays compatible
+with stock Go tooling.
 """
 from __future__ import annotations
 
@@ -18,13 +23,13 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from .signing import verify_detached
 
 ALG_ED25519 = 0x01
 SIGNATURE_PREFIX = "\u2014 "  # em dash and a space
 MAX_NOTE_BYTES = 1_000_000
 MAX_SIGNATURES = 100
+TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"  # first line of a c2sp.org/tlog-proof (receipts)
 
 
 class NoteError(ValueError):
@@ -73,11 +78,7 @@ class Verifier:
         return cls(name, expected_hash, key[1:])
 
     def verify(self, message: bytes, signature: bytes) -> bool:
-        try:
-            Ed25519PublicKey.from_public_bytes(self.public_key_raw).verify(signature, message)
-        except (InvalidSignature, ValueError):
-            return False
-        return True
+        return verify_detached(signature, message, self.public_key_raw)
 
 
 def sign_note(text: str, signers) -> str:

@@ -1,14 +1,25 @@
-"""Ed25519 signing of entries, and private keys encrypted at rest.
+"""Ed25519 signing of entries, private keys encrypted at rest, and the one
+signature check of the service.
 
-Signing (the service) and `verify_entry_signature` use `cryptography`
-(OpenSSL). The offline verifier checks entry signatures through libsodium
-(PyNaCl, maintained by PyCA like `cryptography`), about twice as fast here:
-`verify_detached` and `sodium_accepts_public_key` below. libsodium accepts a
-subset of what OpenSSL accepts: both require S < L and use the cofactorless
-equation over the same hash; libsodium also refuses small-order R, and
-small-order or non-canonically encoded public keys (libsodium's
-crypto_sign/ed25519/ref10/open.c; ChangeLog 1.0.16). No honestly made key or
-signature is affected.
+Signing (key generation, PEM encryption at rest, signatures) uses
+`cryptography` (OpenSSL). Every signature *check* goes through
+`verify_detached` below, libsodium (PyNaCl, maintained by PyCA like
+`cryptography`): entries in the offline verifier and in the database's
+integrity check (`verify_entry_signature`), checkpoints and other signed notes
+(`note.Verifier`), reconciliation statements. One library decides what
+verifies, so the service and an auditor cannot disagree about a signature
+because two libraries drew the line differently; libsodium is also about
+twice as fast here as OpenSSL.
+
+Where they differ: libsodium accepts a subset of what OpenSSL accepts. Both
+require S < L and use the cofactorless equation over the same hash; libsodium
+also refuses small-order R, and small-order or non-canonically encoded public
+keys (libsodium's crypto_sign/ed25519/ref10/open.c; ChangeLog 1.0.16), which
+is what makes it refuse the forgery OpenSSL accepts for a small-order key
+(tests/unit/ledger/test_verify_jobs.py). No honestly made key or signature is
+affected, so what we sign verifies unchanged with stock tooling (Go's
+crypto/ed25519 under golang.org/x/mod/sumdb/note, tests/e2e/test_go_tooling.py).
+`sodium_accepts_public_key` lets a loader refuse such a key up front.
 """
 from __future__ import annotations
 
@@ -16,7 +27,6 @@ import base64
 import hashlib
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from nacl.bindings import crypto_core_ed25519_is_valid_point, crypto_sign_open
@@ -92,10 +102,10 @@ def verify_entry_signature(entry_json: dict, public_key_raw: bytes) -> bool:
         return False
     unsigned = {k: v for k, v in entry_json.items() if k != "sig"}
     try:
-        Ed25519PublicKey.from_public_bytes(public_key_raw).verify(signature, canonical_bytes(unsigned))
-    except (InvalidSignature, ValueError, TypeError):
+        message = canonical_bytes(unsigned)
+    except (ValueError, TypeError):
         return False
-    return True
+    return isinstance(public_key_raw, bytes) and verify_detached(signature, message, public_key_raw)
 
 
 def sodium_accepts_public_key(public_key_raw: bytes) -> bool:

@@ -4,7 +4,9 @@
 
 STATEMENT is the JSON served by GET /api/v1/regions/{code}/reconciliation and
 KEYS the JSON served by GET /api/v1/ledger/keys. Like the rest of this package
-it needs the standard library and `cryptography` only: no Flask, no database.
+it needs the standard library, PyNaCl and `cryptography` only: no Flask, no
+database. The signature is checked by `signing.verify_detached`, as every
+signature in the service is.
 
 A statement is a JSON object; its `signature` is
 `{"key_id": ..., "alg": "ed25519", "value": base64}`, an Ed25519 signature by
@@ -20,18 +22,16 @@ import base64
 import binascii
 import sys
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from .canonical import canonical_bytes
+from .entry import SIG_FIELDS, SIGNATURE_ALG
+from .signing import verify_detached
 
 # The entry verifier's checks of a shown value and of a timestamp, so that both
 # tools accept the same times and quote bad values alike.
-from .verify import VerificationError, _show, load_keys, read_json
-from .verify import _timestamp as check_timestamp
+from .verify.common import VerificationError, b64, check_timestamp, show, strict_b64
+from .verify.files import read_json
+from .verify.keys import load_keys
 
-SIGNATURE_ALG = "ed25519"
-SIGNATURE_FIELDS = frozenset({"key_id", "alg", "value"})
 REQUIRED_FIELDS = ("region", "period", "period_start", "period_end", "generated_at", "totals", "positions",
                    "checks", "ledger", "signature")
 SHOWN_FAILURES = 10
@@ -52,11 +52,7 @@ class StatementChecksFailed(StatementError):
 
 def _plain(value) -> str:
     """A short printable string as it is; anything else shown as a value."""
-    return value if isinstance(value, str) and value.isprintable() and 0 < len(value) <= 40 else _show(value)
-
-
-def _b64(value: bytes) -> str:
-    return base64.b64encode(value).decode("ascii")
+    return value if isinstance(value, str) and value.isprintable() and 0 < len(value) <= 40 else show(value)
 
 
 def unsigned_bytes(statement: dict) -> bytes:
@@ -72,7 +68,7 @@ def sign_statement(unsigned: dict, key) -> dict:
     if "signature" in unsigned:
         raise ValueError("the statement is already signed")
     signature = key.sign(unsigned_bytes(unsigned))
-    return {**unsigned, "signature": {"key_id": key.key_id, "alg": SIGNATURE_ALG, "value": _b64(signature)}}
+    return {**unsigned, "signature": {"key_id": key.key_id, "alg": SIGNATURE_ALG, "value": b64(signature)}}
 
 
 def _timestamp(value, what: str) -> str:
@@ -83,21 +79,16 @@ def _timestamp(value, what: str) -> str:
 
 def _signature(statement: dict) -> tuple[str, bytes]:
     sig = statement["signature"]
-    if not isinstance(sig, dict) or set(sig) != SIGNATURE_FIELDS:
+    if not isinstance(sig, dict) or set(sig) != SIG_FIELDS:
         raise StatementError("signature must be an object with exactly key_id, alg and value")
     if sig["alg"] != SIGNATURE_ALG:
-        raise StatementError(f"signature alg {_show(sig['alg'])} is not {SIGNATURE_ALG!r}")
+        raise StatementError(f"signature alg {show(sig['alg'])} is not {SIGNATURE_ALG!r}")
     if not isinstance(sig["key_id"], str) or not sig["key_id"]:
-        raise StatementError(f"signature key_id {_show(sig['key_id'])} is not a key id")
+        raise StatementError(f"signature key_id {show(sig['key_id'])} is not a key id")
     value = sig["value"]
-    raw = None
-    if isinstance(value, str):
-        try:
-            raw = base64.b64decode(value, validate=True)
-        except (ValueError, binascii.Error):
-            raw = None
     # Canonical base64 only: one signature, one spelling.
-    if raw is None or len(raw) != 64 or _b64(raw) != value:
+    raw = strict_b64(value) if isinstance(value, str) else None
+    if raw is None or len(raw) != 64:
         raise StatementError("signature value is not the canonical base64 of a 64-byte Ed25519 signature")
     return sig["key_id"], raw
 
@@ -107,13 +98,13 @@ def _ledger(statement: dict) -> dict:
     size = ledger.get("tree_size") if isinstance(ledger, dict) else None
     root = ledger.get("root") if isinstance(ledger, dict) else None
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise StatementError(f"ledger.tree_size {_show(size)} is not a tree size")
+        raise StatementError(f"ledger.tree_size {show(size)} is not a tree size")
     try:
         raw = base64.b64decode(root, validate=True) if isinstance(root, str) else b""
     except (ValueError, binascii.Error):
         raw = b""
     if len(raw) != 32:
-        raise StatementError(f"ledger.root {_show(root)} is not the base64 of a 32-byte hash")
+        raise StatementError(f"ledger.root {show(root)} is not the base64 of a 32-byte hash")
     return ledger
 
 
@@ -159,7 +150,7 @@ def verify_statement(statement: dict, keys_json: dict) -> str:
         raise StatementError(f"not a reconciliation statement: missing {', '.join(missing)}")
     region = statement["region"]
     if not isinstance(region, str) or not region:
-        raise StatementError(f"region {_show(region)} is not a region code")
+        raise StatementError(f"region {show(region)} is not a region code")
     generated_at = _timestamp(statement["generated_at"], "generated_at")
     key_id, signature = _signature(statement)
     ledger = _ledger(statement)
@@ -171,17 +162,15 @@ def verify_statement(statement: dict, keys_json: dict) -> str:
         raise StatementError(f"the keys do not load: {exc.why}") from None
     key = keys.by_id.get(key_id)
     if key is None:
-        raise StatementError(f"signed by key {_show(key_id)}, which is not published")
+        raise StatementError(f"signed by key {show(key_id)}, which is not published")
     if key.region != region:
         raise StatementError(f"the statement is for region {_plain(region)} but signed by key {key.key_id} of "
                              f"region {key.region}")
     if not key.valid_at(generated_at):
         raise StatementError(f"generated at {generated_at} but key {key.key_id} is {key.validity()}")
-    try:
-        Ed25519PublicKey.from_public_bytes(key.public_key_raw).verify(signature, message)
-    except (InvalidSignature, ValueError):
+    if not verify_detached(signature, message, key.public_key_raw):
         raise StatementError(f"the signature by key {key.key_id} does not verify: the statement was changed "
-                             f"after signing or signed by another key") from None
+                             f"after signing or signed by another key")
 
     checks = statement["checks"]
     failed = _failed_checks(checks)

@@ -16,7 +16,7 @@ import pytest
 
 from voucher_service.providers.uscc import is_valid_uscc, uscc_problem
 
-SEEDS = Path(__file__).resolve().parents[2] / "seeds"
+SEEDS = Path(__file__).resolve().parents[3] / "seeds"
 
 CATEGORY_CODES = {"rd", "testing", "tech_transfer", "ip", "consulting", "instruments"}
 POLICY_AMOUNTS = ("enterprise_cap_fen", "team_cap_fen", "subsidy_ratio_bp", "validity_days", "budget_fen")

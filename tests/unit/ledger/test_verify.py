@@ -703,7 +703,7 @@ def test_click_commands(log, files, tmp_path):
 
 def test_the_verifier_runs_without_flask_or_a_database(files, tmp_path):
     """Copy the ledger package alone and run it with Flask and SQL libraries made unimportable."""
-    package = os.path.dirname(os.path.abspath(sys.modules[load_keys.__module__].__file__))
+    package = os.path.dirname(os.path.abspath(sys.modules["voucher_service.ledger"].__file__))
     shutil.copytree(package, tmp_path / "auditor" / "ledger", ignore=shutil.ignore_patterns("__pycache__"))
     code = ("import sys, runpy\n"
             "for name in ('flask', 'sqlmodel', 'sqlalchemy', 'voucher_service', 'click'):\n"

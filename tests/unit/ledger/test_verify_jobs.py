@@ -34,15 +34,15 @@ from voucher_service.ledger.verify import (
     TIMESTAMP,
     TIMESTAMP_FORMAT,
     VerificationError,
-    _chunks,
-    _signed_bytes,
-    _strict_b64,
-    _timestamp,
     load_keys,
     main,
+    parallel,
     verify_export,
     verify_export_files,
 )
+from voucher_service.ledger.verify.common import check_timestamp, strict_b64
+from voucher_service.ledger.verify.entries import signed_bytes
+from voucher_service.ledger.verify.parallel import export_chunks
 
 SMALL_CHUNKS = (700, 2500)  # bytes: entries are 300-500 bytes, so one to a few lines per chunk
 SUPPLEMENTARY_SEQ = 8
@@ -345,7 +345,7 @@ def test_chunks_are_cut_at_line_boundaries():
     import io
     blob = b"a\nbb\n\nccc\nd"
     for size in (1, 2, 3, 5, 100):
-        pieces = list(_chunks(io.BytesIO(blob), size, with_data=True))
+        pieces = list(export_chunks(io.BytesIO(blob), size, with_data=True))
         assert b"".join(p[4] for p in pieces) == blob
         assert [p[0] for p in pieces] == [sum(q[3] for q in pieces[:i]) for i in range(len(pieces))]
         assert sum(p[3] for p in pieces) == 5
@@ -477,13 +477,13 @@ def test_the_signature_base64_pattern_is_strict_base64_of_64_bytes():
     for n in range(200):
         raw = os.urandom(64)
         value = base64.b64encode(raw).decode("ascii")
-        assert SIGNATURE_B64.match(value) and _strict_b64(value) == raw
+        assert SIGNATURE_B64.match(value) and strict_b64(value) == raw
         other = value[:85] + alphabet[alphabet.index(value[85]) ^ (1 + n % 15)] + "=="
-        assert bool(SIGNATURE_B64.match(other)) == (_strict_b64(other) is not None) == False  # noqa: E712
+        assert bool(SIGNATURE_B64.match(other)) == (strict_b64(other) is not None) == False  # noqa: E712
     for value in ["", "A" * 88, "A" * 86 + "==", "A" * 85 + "Q==\n", "A" * 85 + "Q=", "A" * 84 + "AAAA",
                   base64.b64encode(bytes(63)).decode(), base64.b64encode(bytes(65)).decode(), "A" * 85 + "Q===",
                   "A" * 85 + "\uff21==", "A" * 84 + "-_Q==", "A" * 85 + "w=="]:
-        strict = _strict_b64(value)
+        strict = strict_b64(value)
         assert bool(SIGNATURE_B64.match(value)) == (strict is not None and len(strict) == 64), value
 
 
@@ -497,7 +497,7 @@ def test_timestamps_are_the_ones_strptime_accepts():
 
     def ours(value):
         try:
-            _timestamp(value, "ts", lambda why: (_ for _ in ()).throw(VerificationError(why)))
+            check_timestamp(value, "ts", lambda why: (_ for _ in ()).throw(VerificationError(why)))
             return True
         except VerificationError:
             return False
@@ -515,9 +515,9 @@ def test_the_signed_bytes_are_the_canonical_bytes_without_sig(log):
     for line in log.lines:
         entry = json.loads(line)
         unsigned = canonical_bytes({k: v for k, v in entry.items() if k != "sig"})
-        assert _signed_bytes(entry, line) == unsigned
+        assert signed_bytes(entry, line) == unsigned
         # A line that does not end as RFC 8785 says (not possible after the checks) falls back to encoding.
-        assert _signed_bytes(entry, line + b" ") == unsigned
+        assert signed_bytes(entry, line + b" ") == unsigned
 
 
 @pytest.mark.parametrize("when", ["checking", "answering"])
@@ -529,7 +529,7 @@ def test_a_worker_killed_mid_run_stops_the_command_with_an_error(files, log, mon
     import signal
     import threading
 
-    parent, check_line = os.getpid(), verify._check_line
+    parent, check_line = os.getpid(), parallel.check_line
 
     def killed(*args):
         if os.getpid() != parent:
@@ -538,7 +538,7 @@ def test_a_worker_killed_mid_run_stops_the_command_with_an_error(files, log, mon
             threading.Timer(0.0005, os.kill, (os.getpid(), signal.SIGKILL)).start()
         return check_line(*args)
 
-    monkeypatch.setattr(verify, "_check_line", killed)  # fork: the workers inherit the patched module
+    monkeypatch.setattr(parallel, "check_line", killed)  # fork: the workers inherit the patched module
     result = {}
 
     def run():
