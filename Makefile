@@ -29,11 +29,14 @@ run: init
 	  GUNICORN_BIND=$(HOST):$(PORT) GUNICORN_WORKERS=$${GUNICORN_WORKERS:-2} VOUCHERS_LOG_FORMAT=$${VOUCHERS_LOG_FORMAT:-console} \
 	  $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
+# lint-imports: the layout's contracts (setup.cfg [importlinter], DESIGN §7).
 test: $(BIN)/vouchers
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
 # The whole suite again, every test database a PostgreSQL database.
 test-postgres: $(BIN)/vouchers
+	$(BIN)/lint-imports --no-cache
 	VOUCHERS_TEST_DATABASE_URL="$(TEST_POSTGRES_URL)" $(BIN)/python -m pytest
 
 # Regenerate schemas/openapi.json after changing the API (a test fails when it drifts).

@@ -16,14 +16,13 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from voucher_service.db import get_engine, get_session, locks_database_at_begin, read_only
-from voucher_service.http import access, auth, transaction
+from voucher_service.http import API_PREFIX, access, auth, transaction
 from voucher_service.http.problems import PROBLEM_JSON, flatten_validation_messages, problem, rule_type
 from voucher_service.journal.store import LedgerInvariantError
 from voucher_service.programme.errors import InvalidInput, NotFound, RuleViolation
 
 log = logging.getLogger(__name__)
 
-API_PREFIX = "/api/v1"
 DOCS_ASSETS_PATH = "/docs/assets/"
 
 

@@ -82,14 +82,21 @@ import json
 import re
 from datetime import date, datetime, timedelta
 from typing import Iterator, TextIO
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, cast, func, literal, null, select, union_all
 
+from voucher_service import clock
 from voucher_service.journal import tree
+from voucher_service.ledger.accounts import (
+    BUDGET_PREFIX,
+    HELD_SUFFIX,
+    PAID_PREFIX,
+    TREASURY_PREFIX,
+    VOUCHER_PREFIX,
+    payable_account,
+)
 from voucher_service.models import Account, LedgerEntry, LedgerPosting
 
-PROGRAMME_TIMEZONE = ZoneInfo("Asia/Shanghai")
 CURRENCY = "CNY"
 DEFAULT_TITLE = "Cross-region innovation voucher ledger"
 BATCH = 1000
@@ -109,7 +116,6 @@ VOUCHERS = "Liabilities:Vouchers"
 PAYABLE = "Liabilities:Payable"
 PAID = "Expenses:Paid"
 UNMAPPED = "Equity:Unmapped"
-HELD_SUFFIX = ":held"
 
 
 class ExportError(RuntimeError):
@@ -189,15 +195,15 @@ def ledger_account(account: str) -> str:
     parts = account.split(":")
     parent, tail = ":".join(parts[:2]), parts[2:]
     if parent == TREASURY and len(tail) == 1:
-        return "treasury:" + decode_component(tail[0])
+        return TREASURY_PREFIX + decode_component(tail[0])
     if parent == BUDGET and len(tail) == 1:
-        return "budget:" + decode_component(tail[0])
+        return BUDGET_PREFIX + decode_component(tail[0])
     if parent == PAID and len(tail) == 1:
-        return "paid:" + decode_component(tail[0])
+        return PAID_PREFIX + decode_component(tail[0])
     if parent == VOUCHERS and len(tail) == 2 and tail[1] in ("Available", "Held"):
-        return "voucher:" + decode_component(tail[0]) + (HELD_SUFFIX if tail[1] == "Held" else "")
+        return VOUCHER_PREFIX + decode_component(tail[0]) + (HELD_SUFFIX if tail[1] == "Held" else "")
     if parent == PAYABLE and len(tail) == 2:
-        return f"payable:{decode_component(tail[0])}:{decode_component(tail[1])}"
+        return payable_account(decode_component(tail[0]), decode_component(tail[1]))
     if parent == UNMAPPED and len(tail) == 1:
         return decode_component(tail[0])
     raise ValueError(f"not an account of this export: {account!r}")
@@ -219,7 +225,7 @@ def quote(text: str) -> str:
 
 
 def local_date(ts: str) -> date:
-    return datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(PROGRAMME_TIMEZONE).date()
+    return clock.local_date(datetime.fromisoformat(ts.replace("Z", "+00:00")))
 
 
 # --- the export --------------------------------------------------------------
@@ -284,7 +290,7 @@ def iter_beancount(session, *, title: str = DEFAULT_TITLE, origin: str | None = 
            + "".join(f";   {line}\n" for line in checkpoint_body)
            + f"; tree size {size}, root (base64) {root}\n"
            "; Amounts: integer fen as CNY. Balances are the ledger's (received minus sent).\n"
-           "; Account mapping and name encoding: voucher_service/beancount_export.py.\n\n")
+           "; Account mapping and name encoding: voucher_service/journal/beancount.py.\n\n")
     yield f"option \"title\" {quote(title)}\n"
     yield f"option \"operating_currency\" \"{CURRENCY}\"\n\n"
     yield f"{first_day.isoformat()} commodity {CURRENCY}\n\n"

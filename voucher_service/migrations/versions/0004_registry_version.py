@@ -7,7 +7,7 @@ Create Date: 2026-11-27 13:00:00
 
 Triggers, not application code, move the version, so that no change to these
 tables, by any code path, can leave a cached copy of them in use
-(voucher_service/registry_cache.py). The counter starts at a random value, so
+(voucher_service/journal/reference_cache.py). The counter starts at a random value, so
 that two databases (a rebuilt one, a test clone) are never at the same version
 with different contents.
 """
