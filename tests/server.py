@@ -2,16 +2,14 @@
 race and crash tests. One per test module: starting one costs about a second."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 
 import pytest
 from conftest import PASSPHRASE, REPO
 
+from voucher_service.cli.client import ApiClient
 from voucher_service.cli.devserver import GunicornProcess, free_port, service_env
 
 BIN = os.path.dirname(sys.executable)
@@ -26,32 +24,10 @@ def server_env(database_url: str, keys_dir: str) -> dict:
 class Server(GunicornProcess):
     def __init__(self, database_url: str, keys_dir: str, log_path: str, workers: int = 4):
         super().__init__("wsgi:app", server_env(database_url, keys_dir), workers, log_path, bin_dir=BIN)
+        self.client = ApiClient(self.base, timeout_s=REQUEST_TIMEOUT_S)
 
     def start(self) -> "Server":
         return super().start(timeout_s=STARTUP_TIMEOUT_S)
-
-    def request(self, method: str, path: str, *, token: str | None = None, body=None, headers=None):
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        for name, value in (headers or {}).items():
-            request.add_header(name, value)
-        try:
-            with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
-                raw = response.read()
-                status = response.status
-        except urllib.error.HTTPError as error:
-            raw, status = error.read(), error.code
-        try:
-            return status, json.loads(raw) if raw else None
-        except ValueError:
-            return status, raw
-
-    def api(self, method, path, token=None, body=None, headers=None):
-        return self.request(method, "/api/v1" + path, token=token, body=body, headers=headers)
 
 
 def fresh_server(databases, directory, workers: int = 2) -> Server:

@@ -40,18 +40,18 @@ def test_kill_9_loses_no_acknowledged_write(databases, tmp_path):
                 if stop.is_set():
                     return
                 try:
-                    status, application = server.api("POST", "/applications", smes[enterprise],
-                                                      {"amount_fen": 100, "purpose": f"crash {number}/{i}"},
-                                                      {"Idempotency-Key": f"crash-{number}-{i}"})
-                    if status != 201:
+                    application = server.client.api("POST", "/applications", smes[enterprise],
+                                                    {"amount_fen": 100, "purpose": f"crash {number}/{i}"},
+                                                    idempotency_key=f"crash-{number}-{i}")
+                    if application.status != 201:
                         continue
                     with lock:
-                        acknowledged_applications.add(application["id"])
-                    status, approved = server.api("POST", f"/applications/{application['id']}/approve",
-                                                  officers[region], {})
-                    if status == 200:
+                        acknowledged_applications.add(application.json["id"])
+                    approved = server.client.api("POST", f"/applications/{application.json['id']}/approve",
+                                                 officers[region], {})
+                    if approved.status == 200:
                         with lock:
-                            acknowledged_vouchers.add(approved["voucher_id"])
+                            acknowledged_vouchers.add(approved.json["voucher_id"])
                 except OSError:
                     return  # the server is gone: what was acknowledged so far is what counts
 
@@ -75,15 +75,15 @@ def test_kill_9_loses_no_acknowledged_write(databases, tmp_path):
             assert check_all(session) == []  # gapless seq, signatures, balances = replay
 
         auditor = actors.token("auditor")
-        status, checkpoint = server.request("GET", "/api/v1/ledger/checkpoint")
-        assert status == 200
-        status, keys = server.api("GET", "/ledger/keys")
-        assert status == 200
-        export = server.request("GET", "/api/v1/ledger/export", token=auditor)[1]
-        lines = export.splitlines() if isinstance(export, bytes) else None
+        checkpoint = server.client.api("GET", "/ledger/checkpoint")
+        assert checkpoint.status == 200, checkpoint.raw
+        keys = server.client.api("GET", "/ledger/keys")
+        assert keys.status == 200, keys.raw
+        export = server.client.api("GET", "/ledger/export", auditor)
+        assert export.status == 200, export.raw
+        lines = export.raw.splitlines()
         assert lines, "the export is empty"
-        summary = verify_export(iter(lines), checkpoint.decode() if isinstance(checkpoint, bytes) else checkpoint,
-                                load_keys(keys))
+        summary = verify_export(iter(lines), checkpoint.text, load_keys(keys.json))
         assert summary.entries == len(lines)
     finally:
         server.stop()

@@ -46,22 +46,23 @@ def db(server):
 def issue(server, enterprise="ent-ks-003", region="KS", amount_fen=100_000):
     sme = server.actors.token("sme", enterprise_id=enterprise)
     officer = server.actors.token("officer", region=region)
-    status, application = server.api("POST", "/applications", sme, {"amount_fen": amount_fen, "purpose": "race"})
-    assert status == 201, application
-    status, approved = server.api("POST", f"/applications/{application['id']}/approve", officer, {})
-    assert status == 200, approved
-    return sme, officer, approved["voucher"]
+    application = server.client.api("POST", "/applications", sme, {"amount_fen": amount_fen, "purpose": "race"})
+    assert application.status == 201, application.raw
+    approved = server.client.api("POST", f"/applications/{application.json['id']}/approve", officer, {})
+    assert approved.status == 200, approved.raw
+    return sme, officer, approved.json["voucher"]
 
 
 def test_forty_reservations_against_room_for_ten(server):
     sme, _officer, voucher = issue(server, amount_fen=100_000)
     body = {"voucher_id": voucher["id"], "provider_id": "prv-sh-001", "catalog_code": "TS-01",
             "service_fee_fen": 20_000, "amount_fen": 10_000}
-    results = race([lambda: server.api("POST", "/redemptions", sme, body) for _ in range(40)])
-    statuses = sorted(status for status, _ in results)
-    assert statuses.count(201) == 10 and statuses.count(409) == 30, [r for r in results if r[0] not in (201, 409)][:3]
-    assert all(b["rule"] == "available_balance" for s, b in results if s == 409)
-    status, after = server.api("GET", f"/vouchers/{voucher['id']}", sme)
+    results = race([lambda: server.client.api("POST", "/redemptions", sme, body) for _ in range(40)])
+    statuses = sorted(r.status for r in results)
+    assert statuses.count(201) == 10 and statuses.count(409) == 30, [
+        (r.status, r.raw) for r in results if r.status not in (201, 409)][:3]
+    assert all(r.json["rule"] == "available_balance" for r in results if r.status == 409)
+    after = server.client.api("GET", f"/vouchers/{voucher['id']}", sme).json
     assert (after["available_fen"], after["held_fen"]) == (0, 100_000), after
     with db(server), Session(get_engine()) as session:
         assert check_all(session) == []
@@ -69,26 +70,26 @@ def test_forty_reservations_against_room_for_ten(server):
 
 def test_racing_approvals_issue_one_voucher(server):
     sme = server.actors.token("sme", enterprise_id="ent-sh-001")
-    status, application = server.api("POST", "/applications", sme, {"amount_fen": 50_000, "purpose": "race"})
-    assert status == 201
+    application = server.client.api("POST", "/applications", sme, {"amount_fen": 50_000, "purpose": "race"})
+    assert application.status == 201, application.raw
     officers = [server.actors.token("officer", region="SH") for _ in range(12)]
-    results = race([lambda t=t: server.api("POST", f"/applications/{application['id']}/approve", t, {})
+    results = race([lambda t=t: server.client.api("POST", f"/applications/{application.json['id']}/approve", t, {})
                     for t in officers])
-    statuses = sorted(status for status, _ in results)
+    statuses = sorted(r.status for r in results)
     assert statuses.count(200) == 1 and statuses.count(409) == 11, statuses
     with db(server), Session(get_engine()) as session:
         count = session.exec(select(func.count()).select_from(Voucher)
-                             .where(Voucher.application_id == application["id"])).one()
+                             .where(Voucher.application_id == application.json["id"])).one()
         assert count == 1
 
 
 def test_racing_replays_of_one_idempotency_key_have_one_effect(server):
     sme = server.actors.token("sme", enterprise_id="ent-wj-001")
     body = {"amount_fen": 12_345, "purpose": "the same request, sent 30 times at once"}
-    results = race([lambda: server.api("POST", "/applications", sme, body, {"Idempotency-Key": "race-1"})
+    results = race([lambda: server.client.api("POST", "/applications", sme, body, idempotency_key="race-1")
                     for _ in range(30)])
-    assert {status for status, _ in results} == {201}, results
-    assert len({b["id"] for _, b in results}) == 1
+    assert {r.status for r in results} == {201}, [(r.status, r.raw) for r in results]
+    assert len({r.json["id"] for r in results}) == 1
     with db(server), Session(get_engine()) as session:
         count = session.exec(select(func.count()).select_from(Application)
                              .where(Application.purpose == body["purpose"])).one()
@@ -100,20 +101,21 @@ def test_racing_settlement_creation_puts_every_redemption_in_one_batch(server):
     provider = server.actors.token("provider", provider_id="prv-sh-001")
     redeemed = []
     for _ in range(5):
-        status, r = server.api("POST", "/redemptions", sme, {
+        reserved = server.client.api("POST", "/redemptions", sme, {
             "voucher_id": voucher["id"], "provider_id": "prv-sh-001", "catalog_code": "TS-01",
             "service_fee_fen": 20_000, "amount_fen": 10_000})
-        assert status == 201, r
-        assert server.api("POST", f"/redemptions/{r['id']}/claim", provider,
-                          {"invoice_no": "R", "service_fee_fen": 20_000, "amount_fen": 10_000})[0] == 200
-        assert server.api("POST", f"/redemptions/{r['id']}/confirm", sme)[0] == 200
-        assert server.api("POST", f"/redemptions/{r['id']}/approve", officer)[0] == 200
-        redeemed.append(r["id"])
+        assert reserved.status == 201, reserved.raw
+        rid = reserved.json["id"]
+        assert server.client.api("POST", f"/redemptions/{rid}/claim", provider,
+                                 {"invoice_no": "R", "service_fee_fen": 20_000, "amount_fen": 10_000}).status == 200
+        assert server.client.api("POST", f"/redemptions/{rid}/confirm", sme).status == 200
+        assert server.client.api("POST", f"/redemptions/{rid}/approve", officer).status == 200
+        redeemed.append(rid)
     month = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
     finance = [server.actors.token("finance", region="KS") for _ in range(8)]
-    results = race([lambda t=t: server.api("POST", "/settlements", t, {"period": month}) for t in finance])
-    created = [b for s, b in results if s == 201]
-    assert len(created) >= 1 and all(s in (201, 409) for s, _ in results), results
+    results = race([lambda t=t: server.client.api("POST", "/settlements", t, {"period": month}) for t in finance])
+    created = [r.json for r in results if r.status == 201]
+    assert len(created) >= 1 and all(r.status in (201, 409) for r in results), [(r.status, r.raw) for r in results]
     with db(server), Session(get_engine()) as session:
         rows = session.exec(select(SettlementRedemption.redemption_id, SettlementRedemption.settlement_id)
                             .where(SettlementRedemption.redemption_id.in_(redeemed))).all()
@@ -138,16 +140,16 @@ def metric(text: str, name: str, **labels) -> float:
 
 
 def scrape(server) -> str:
-    status, body = server.request("GET", "/metrics")
-    assert status == 200
-    return body.decode() if isinstance(body, bytes) else str(body)
+    reply = server.client.request("GET", "/metrics")
+    assert reply.status == 200, reply.raw
+    return reply.text
 
 
 def test_metrics_add_up_across_workers(server):
     before = scrape(server)
     health_before = metric(before, "vouchers_http_request_duration_seconds_count", route="/healthz")
     appends_before = metric(before, "vouchers_ledger_appends_total")
-    race([lambda: server.request("GET", "/healthz") for _ in range(60)])
+    race([lambda: server.client.request("GET", "/healthz") for _ in range(60)])
     issue(server, enterprise="ent-sh-002", region="SH", amount_fen=1_000)  # two entries
     # Whichever of the 4 workers answers, the scrape sums all of them.
     for _ in range(4):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-import urllib.request
 
 import pytest
 
@@ -18,6 +17,7 @@ from server import Server
 
 # Workers decrypt the keys (scrypt) and exit: the master follows at once. Generous for slow CI.
 EXIT_TIMEOUT_S = 60
+HEALTH_TIMEOUT_S = 5
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +67,8 @@ def test_a_server_whose_keys_do_not_open_stops_with_one_clear_line(initialised, 
 def test_a_server_whose_keys_open_starts(initialised, databases, tmp_path):
     server = Server(initialised, databases.keys_dir, str(tmp_path / "gunicorn.log"), workers=2).start()
     try:
-        status, body = server.request("GET", "/readyz")
-        assert status == 200 and body["signing_keys"] == 3, body
+        ready = server.client.request("GET", "/readyz")
+        assert ready.status == 200 and ready.json["signing_keys"] == 3, ready.raw
     finally:
         server.stop()
     with open(server.log_path, encoding="utf-8", errors="replace") as handle:
@@ -85,13 +85,13 @@ def test_a_server_over_an_uninitialised_database_starts_and_is_not_ready(empty_d
         while True:
             assert server.process.poll() is None, f"gunicorn exited with {server.process.returncode}"
             try:
-                with urllib.request.urlopen(server.base + "/healthz", timeout=5) as response:
-                    assert response.status == 200
+                if server.client.request("GET", "/healthz", timeout_s=HEALTH_TIMEOUT_S).status == 200:
                     break
-            except OSError:
-                assert time.monotonic() < deadline, "gunicorn did not answer /healthz"
-                time.sleep(0.2)
-        status, body = server.request("GET", "/readyz")
-        assert status == 503, body
+            except OSError:  # refused until a worker listens
+                pass
+            assert time.monotonic() < deadline, "gunicorn did not answer /healthz"
+            time.sleep(0.2)
+        ready = server.client.request("GET", "/readyz")
+        assert ready.status == 503, ready.raw
     finally:
         server.stop()

@@ -17,13 +17,12 @@ import os
 import shutil
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 import uuid
 
 import pytest
 
 from server import gunicorn_server as server  # noqa: F401 (the module's fixture)
+from voucher_service.cli.client import ApiClient
 
 
 GO = shutil.which("go")
@@ -42,7 +41,6 @@ COMMAND_TIMEOUT_S = 120
 GO_BUILD_TIMEOUT_S = 300
 CHECK_TIMEOUT_S = 120
 HTTP_TIMEOUT_S = 30
-API = "/api/v1"
 
 
 # --------------------------------------------------------------------------- the Go program
@@ -98,50 +96,31 @@ def _token(env: dict, *args: str) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
-def _call(url: str, method: str, path: str, token: str | None = None, body: dict | None = None) -> tuple[int, bytes]:
-    headers = {"Accept": "application/json"}
-    data = None
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    if body is not None:
-        data = json.dumps(body).encode("utf-8")
-        headers["Content-Type"] = "application/json"
-    if method == "POST":
-        headers["Idempotency-Key"] = uuid.uuid4().hex
-    request = urllib.request.Request(url + path, data=data, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, error.read()
+def _post(client: ApiClient, path: str, token: str, body: dict | None = None, expected: int = 200) -> dict:
+    reply = client.api("POST", path, token, body, idempotency_key=uuid.uuid4().hex)
+    assert reply.status == expected, f"POST {path}: {reply.status} {reply.raw[:500]!r}"
+    return reply.json
 
 
-def _post(url: str, path: str, token: str, body: dict | None = None, expected: int = 200) -> dict:
-    status, raw = _call(url, "POST", path, token, body)
-    assert status == expected, f"POST {path}: {status} {raw[:500]!r}"
-    return json.loads(raw)
+def _get(client: ApiClient, path: str, token: str | None = None) -> bytes:
+    reply = client.api("GET", path, token)
+    assert reply.status == 200, f"GET {path}: {reply.status} {reply.raw[:500]!r}"
+    return reply.raw
 
 
-def _get(url: str, path: str, token: str | None = None) -> bytes:
-    status, raw = _call(url, "GET", path, token)
-    assert status == 200, f"GET {path}: {status} {raw[:500]!r}"
-    return raw
-
-
-def _lifecycle(url: str, tokens: dict, n: int) -> None:
+def _lifecycle(client: ApiClient, tokens: dict, n: int) -> None:
     """One voucher's life: 6 ledger entries (submitted, issued, reserved, claimed, confirmed, redeemed)."""
-    application = _post(url, f"{API}/applications", tokens["sme"],
+    application = _post(client, "/applications", tokens["sme"],
                         {"amount_fen": 1_000_000, "purpose": f"go tooling e2e {n}"}, expected=201)
-    voucher = _post(url, f"{API}/applications/{application['id']}/approve", tokens["officer"], {})["voucher"]
-    redemption = _post(url, f"{API}/redemptions", tokens["sme"],
+    voucher = _post(client, f"/applications/{application['id']}/approve", tokens["officer"], {})["voucher"]
+    redemption = _post(client, "/redemptions", tokens["sme"],
                        {"voucher_id": voucher["id"], "provider_id": "prv-sh-001", "catalog_code": "TS-01",
                         "service_fee_fen": 600_000, "amount_fen": 300_000}, expected=201)
     rid = redemption["id"]
-    _post(url, f"{API}/redemptions/{rid}/claim", tokens["provider"],
+    _post(client, f"/redemptions/{rid}/claim", tokens["provider"],
           {"invoice_no": f"GO-INV-{n}", "service_fee_fen": 500_000, "amount_fen": 250_000})
-    _post(url, f"{API}/redemptions/{rid}/confirm", tokens["sme"])
-    _post(url, f"{API}/redemptions/{rid}/approve", tokens["officer"])
+    _post(client, f"/redemptions/{rid}/confirm", tokens["sme"])
+    _post(client, f"/redemptions/{rid}/approve", tokens["officer"])
 
 
 def _size(checkpoint: bytes) -> int:
@@ -153,14 +132,15 @@ def ledger(server, tmp_path_factory):
     """The server after a few dozen writes, with a checkpoint signed part way (the "old" one)
     and KS's key rotated after it."""
     url, env = server
+    client = ApiClient(url, timeout_s=HTTP_TIMEOUT_S)
     tmp = tmp_path_factory.mktemp("ledger")
     tokens = {"sme": _token(env, "--role", "sme", "--enterprise", "ent-ks-003"),
               "officer": _token(env, "--role", "officer", "--region", "KS"),
               "provider": _token(env, "--role", "provider", "--provider", "prv-sh-001"),
               "auditor": _token(env, "--role", "auditor")}
     for n in range(3):
-        _lifecycle(url, tokens, n)
-    old = _get(url, f"{API}/ledger/checkpoint")
+        _lifecycle(client, tokens, n)
+    old = _get(client, "/ledger/checkpoint")
     old_path = tmp / "old-checkpoint.txt"
     old_path.write_bytes(old)
     # The old checkpoint is KS's retired key's; the new ones are signed by its successor.
@@ -168,20 +148,20 @@ def ledger(server, tmp_path_factory):
                             capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
     assert rotate.returncode == 0, rotate.stdout + rotate.stderr
     for n in range(3, 6):
-        _lifecycle(url, tokens, n)
-    current = _get(url, f"{API}/ledger/checkpoint")
+        _lifecycle(client, tokens, n)
+    current = _get(client, "/ledger/checkpoint")
     assert _size(current) >= _size(old) + 18, (old, current)
     assert _size(current) >= 30
-    return {"url": url, "auditor": tokens["auditor"], "old_checkpoint": old_path, "tmp": tmp}
+    return {"url": url, "client": client, "auditor": tokens["auditor"], "old_checkpoint": old_path, "tmp": tmp}
 
 
 def _offline_copies(ledger) -> dict:
     """The keys, a current checkpoint and the export, saved to files."""
-    url, tmp = ledger["url"], ledger["tmp"]
+    client, tmp = ledger["client"], ledger["tmp"]
     files = {"keys": tmp / "keys.json", "checkpoint": tmp / "checkpoint.txt", "export": tmp / "ledger.jsonl"}
-    files["keys"].write_bytes(_get(url, f"{API}/ledger/keys"))
-    files["checkpoint"].write_bytes(_get(url, f"{API}/ledger/checkpoint"))
-    files["export"].write_bytes(_get(url, f"{API}/ledger/export", ledger["auditor"]))
+    files["keys"].write_bytes(_get(client, "/ledger/keys"))
+    files["checkpoint"].write_bytes(_get(client, "/ledger/checkpoint"))
+    files["export"].write_bytes(_get(client, "/ledger/export", ledger["auditor"]))
     return files
 
 
@@ -204,7 +184,7 @@ def test_stock_go_tooling_verifies_checkpoint_export_and_proofs(checktlog, ledge
     assert "including the old checkpoint" in result.stdout
     for region in ("KS", "SH"):
         assert region in result.stdout
-    keys = json.loads(_get(ledger["url"], f"{API}/ledger/keys"))["keys"]
+    keys = json.loads(_get(ledger["client"], "/ledger/keys"))["keys"]
     ks = [k for k in keys if k["region"] == "KS"]
     assert len(ks) == 2 and sum(k["valid_until"] is None for k in ks) == 1, ks
     assert ks[0]["note_name"] == ks[1]["note_name"] and ks[0]["note_key"] != ks[1]["note_key"]

@@ -5,19 +5,14 @@ apply → approve (issue) → reserve (with an Idempotency-Key, replayed) → an
 over-ratio reservation refused → claim (lower amount) → confirm → the wrong
 region's officer refused → approve (redeemed) → a second reservation cancelled.
 
-HTTP goes through the standard library only (urllib.request): the demo is a
-client like any other. The ledger entry each step produced is read from this
-machine's database (the API does not return entries in its responses), and the
-demo's access tokens are minted there too unless they are passed in.
+The demo is a client like any other: everything it shows comes through the API
+(cli/client.py), the ledger too, which it reads as an auditor and replays with
+the ledger's own replay, as an auditor's tools would. The one thing it does in
+this machine's database is an administrator's bootstrap: minting its
+short-lived tokens, unless they are passed in.
 """
 from __future__ import annotations
 
-import http.client
-import json
-import socket
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -25,16 +20,20 @@ from http import HTTPStatus
 import click
 from flask import current_app
 from flask.cli import with_appcontext
-from sqlalchemy import func
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from voucher_service.db import get_engine, read_only
+from voucher_service.cli.client import API_PREFIX as API
+from voucher_service.cli.client import ApiClient, Reply, TransportError
+from voucher_service.db import get_engine
 from voucher_service.http import auth
+from voucher_service.ledger import merkle
 from voucher_service.ledger.accounts import held_account, voucher_account
-from voucher_service.models import LedgerEntry, LedgerRef
+from voucher_service.ledger.canonical import canonical_bytes
+from voucher_service.ledger.verify import VerificationError
+from voucher_service.ledger.verify.entries import posting_tuples
+from voucher_service.ledger.verify.replay import apply_postings
 
-API = "/api/v1"
 HTTP_TIMEOUT_S = 30
 
 ENTERPRISE_ID = "ent-ks-003"   # a Kunshan enterprise with no related providers
@@ -51,6 +50,7 @@ CLAIM_FEE_FEN, CLAIM_FEN = 1_000_000, 500_000
 SECOND_FEE_FEN, SECOND_FEN = 400_000, 200_000
 
 TOKEN_TTL_DAYS = 1
+ENTRIES_PAGE = 1000  # the API's largest page
 STEP_WIDTH = 64
 COLUMN = 14
 
@@ -59,134 +59,70 @@ class DemoFailure(click.ClickException):
     """Ends the demo with exit status 1 and a message on standard error."""
 
 
-# --------------------------------------------------------------------------- HTTP
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: object  # http.client.HTTPMessage: case-insensitive get()
-    body: object
-
-    @property
-    def problem(self) -> str:
-        """The problem detail (RFC 9457) of an error reply, on one line."""
-        if not isinstance(self.body, dict):
-            return str(self.body)[:300]
-        parts = [str(self.body.get("detail") or self.body.get("title") or "")]
-        if self.body.get("type") not in (None, "about:blank"):
-            parts.append(f"[{self.body['type']}]")
-        return " ".join(p for p in parts if p)
-
-
-class Http:
-    def __init__(self, base_url: str):
-        self.base_url = base_url.rstrip("/")
-
-    def call(self, method: str, path: str, token: str | None = None, body: dict | None = None,
-             idempotency_key: str | None = None) -> Reply:
-        url = self.base_url + path
-        headers = {"Accept": "application/json"}
-        data = None
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        if body is not None:
-            data = json.dumps(body).encode("utf-8")
-            headers["Content-Type"] = "application/json"
-        if idempotency_key:
-            headers["Idempotency-Key"] = idempotency_key
-        request = urllib.request.Request(url, data=data, headers=headers, method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
-                return self._reply(response.status, response.headers, response.read())
-        except urllib.error.HTTPError as error:
-            with error:
-                return self._reply(error.code, error.headers, error.read())
-        except (urllib.error.URLError, ConnectionError, socket.timeout, http.client.HTTPException, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise DemoFailure(
-                f"cannot reach the server at {self.base_url} ({method} {path}: {reason}).\n"
-                "Is it running? Start it with `make run`, or pass its address with --url.") from None
-
-    @staticmethod
-    def _reply(status, headers, raw: bytes) -> Reply:
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode("utf-8", "replace")
-        return Reply(status=status, headers=headers, body=body)
+def send(client: ApiClient, method: str, path: str, token: str | None = None, body: dict | None = None,
+          **options) -> Reply:
+    try:
+        return client.request(method, path, token, body, **options)
+    except TransportError as exc:
+        raise DemoFailure(
+            f"cannot reach the server at {client.base_url} ({method} {path}: {exc.reason}).\n"
+            "Is it running? Start it with `make run`, or pass its address with --url.") from None
 
 
 # --------------------------------------------------------------------------- ledger
 
 
-@dataclass
-class LedgerRow:
-    seq: int
-    kind: str
-    region: str
-    postings: list
-    leaf: str
+class Ledger:
+    """The ledger as the API shows it to an auditor, read forward from seq 0.
 
+    Every entry read is replayed at once, so `balances` are always those of
+    the whole ledger so far: a partial replay would take the budgets that
+    fund vouchers below zero, which the ledger's replay rightly refuses.
+    """
 
-class LedgerView:
-    """Newest ledger rows of this machine's database, by the id they concern."""
+    def __init__(self, client: ApiClient, token: str | None, expect):
+        self.client, self.token, self.expect = client, token, expect
+        self.next_seq = 0
+        self.balances: dict[str, int] = {}
+        self.problem = None if token else "no auditor token to read the ledger with: pass --auditor-token"
 
-    def __init__(self):
-        self.engine = get_engine()
-        self.problem: str | None = None
-
-    def _session(self) -> Session:
-        return Session(self.engine)
-
-    def head(self) -> int:
-        """The highest seq now (-1 for an empty ledger), or -1 when the ledger is not readable."""
+    def read_new(self) -> list[dict]:
+        """The entries written since the last call (all of them, the first time)."""
         if self.problem:
-            return -1
-        try:
-            with read_only(), self._session() as session:
-                top = session.exec(select(func.max(LedgerEntry.seq))).one()
-        except SQLAlchemyError as exc:
-            self.problem = f"the ledger is not readable from this machine's database ({type(exc).__name__})"
-            return -1
-        return -1 if top is None else int(top)
-
-    def since(self, after_seq: int, ref: str | None) -> list[LedgerRow]:
-        if self.problem or not ref:
             return []
-        query = (select(LedgerEntry).join(LedgerRef, LedgerRef.seq == LedgerEntry.seq)
-                 .where(LedgerRef.ref == ref, LedgerEntry.seq > after_seq)
-                 .order_by(LedgerEntry.seq.desc()).limit(20))
-        try:
-            with read_only(), self._session() as session:
-                rows = session.exec(query).all()
-                found = [LedgerRow(seq=row.seq, kind=row.kind, region=row.region,
-                                   postings=json.loads(row.canonical).get("postings", []),
-                                   leaf=bytes(row.leaf_hash).hex()[:16]) for row in rows]
-        except SQLAlchemyError as exc:
-            self.problem = f"the ledger is not readable from this machine's database ({type(exc).__name__})"
-            return []
-        return list(reversed(found))
+        rows = []
+        while True:
+            reply = send(self.client, "GET", f"{API}/ledger/entries", self.token,
+                          query={"start": self.next_seq, "limit": ENTRIES_PAGE})
+            self.expect(reply, 200, f"reading the ledger from seq {self.next_seq}")
+            items = reply.json["items"]
+            for entry in items:
+                self._replay(entry)
+            rows.extend(items)
+            if not items or reply.json.get("next_start") is None:
+                return rows
 
-    def replay(self, ref: str, accounts: tuple[str, ...]) -> dict[str, int] | None:
-        """Balances of `accounts` from the postings of every signed entry that concerns `ref`."""
-        if self.problem:
-            return None
-        query = (select(LedgerEntry.canonical).join(LedgerRef, LedgerRef.seq == LedgerEntry.seq)
-                 .where(LedgerRef.ref == ref).order_by(LedgerEntry.seq))
-        balances = dict.fromkeys(accounts, 0)
+    def _replay(self, entry: dict) -> None:
+        seq = entry["seq"]
+        if seq != self.next_seq:
+            # Entries the token may not see would make the replay wrong, not just short.
+            raise DemoFailure(f"seq {self.next_seq} is missing from the ledger read through the API (the next "
+                              f"entry is seq {seq}): the token reading it must be an auditor's")
         try:
-            with read_only(), self._session() as session:
-                for canonical in session.exec(query):
-                    for posting in json.loads(canonical).get("postings", []):
-                        if posting["source"] in balances:
-                            balances[posting["source"]] -= posting["amount"]
-                        if posting["destination"] in balances:
-                            balances[posting["destination"]] += posting["amount"]
-        except SQLAlchemyError as exc:
-            self.problem = f"the ledger is not readable from this machine's database ({type(exc).__name__})"
-            return None
-        return balances
+            apply_postings(self.balances, posting_tuples(entry), seq)
+        except VerificationError as exc:
+            raise DemoFailure(f"the signed ledger does not replay: {exc}") from None
+        self.next_seq = seq + 1
+
+    def disagreements(self, voucher: dict) -> list[str]:
+        """How the replayed balances of the voucher's accounts differ from the voucher's own."""
+        return [f"account {account} is {self.balance(account)} fen, {column} is {voucher[column]} fen"
+                for account, column in ((voucher_account(voucher["id"]), "available_fen"),
+                                        (held_account(voucher["id"]), "held_fen"))
+                if self.balance(account) != voucher[column]]
+
+    def balance(self, account: str) -> int:
+        return self.balances.get(account, 0)  # the replay forgets accounts back at zero
 
 
 # --------------------------------------------------------------------------- output
@@ -198,19 +134,19 @@ def cny(fen: int) -> str:
     return f"{sign}{fen // 100:,}.{fen % 100:02d}"
 
 
-def _phrase(status: int) -> str:
+def phrase(status: int) -> str:
     try:
         return HTTPStatus(status).phrase
     except ValueError:
         return ""
 
 
-def _step_line(number: int, title: str, reply: Reply, outcome: str) -> str:
-    status = f"{reply.status} {_phrase(reply.status)}".strip()
+def step_line(number: int, title: str, reply: Reply, outcome: str) -> str:
+    status = f"{reply.status} {phrase(reply.status)}".strip()
     return f"{number:>2}. {title:<{STEP_WIDTH}} {status:<16} {outcome}"
 
 
-def _balances_lines(voucher: dict | None) -> list[str]:
+def balances_lines(voucher: dict | None) -> list[str]:
     if voucher is None:
         return ["      voucher    not issued yet"]
     names = ("face", "available", "held", "redeemed")
@@ -223,26 +159,35 @@ def _balances_lines(voucher: dict | None) -> list[str]:
     ]
 
 
-def _ledger_lines(rows: list[LedgerRow], *, no_entry: str | None, ledger: LedgerView) -> list[str]:
+def ledger_lines(entries: list[dict], *, no_entry: str | None, ledger: Ledger) -> list[str]:
     """`no_entry` says why the step writes no entry; None when it must write one."""
     if ledger.problem:
         return [f"      ledger     ({ledger.problem})"]
-    if not rows:
+    if not entries:
         if no_entry is None:
-            return ["      ledger     no entry found in this machine's database (is the server using another one?)"]
+            return ["      ledger     no entry found, though this step should have written one"]
         return [f"      ledger     no entry: {no_entry}"]
     lines = []
-    for row in rows:
-        lines.append(f"      ledger     seq {row.seq:<6} {row.kind:<24} region {row.region:<4} leaf {row.leaf}")
-        if not row.postings:
+    for entry in entries:
+        # The API serves entries, not leaf hashes: hashed here as a verifier hashes them (RFC 9162).
+        leaf = merkle.leaf_hash(canonical_bytes(entry)).hex()[:16]
+        lines.append(f"      ledger     seq {entry['seq']:<6} {entry['kind']:<24} region {entry['region']:<4} "
+                     f"leaf {leaf}")
+        if not entry["postings"]:
             lines.append("                 (no postings)")
             continue
-        for posting in row.postings:
+        for posting in entry["postings"]:
             lines.append(f"{'':17}{posting['amount']:>10} fen  {posting['source']} → {posting['destination']}")
     return lines
 
 
 # --------------------------------------------------------------------------- the demo
+
+
+ROLE_TOKENS = (("sme", {"enterprise_id": ENTERPRISE_ID}), ("officer", {"region": HOME_REGION}),
+               ("provider", {"provider_id": PROVIDER_ID}), ("officer", {"region": PROVIDER_REGION}))
+AUDITOR_TOKEN = ("auditor", {})
+TOKEN_OPTIONS = "--sme-token, --officer-token, --provider-token, --sh-officer-token"
 
 
 @dataclass
@@ -251,12 +196,12 @@ class Tokens:
     officer: str
     provider: str
     sh_officer: str
+    auditor: str | None  # reads the ledger; without one the demo shows no entries
     minted_ids: list = field(default_factory=list)
 
 
-def _mint_tokens() -> Tokens:
-    specs = (("sme", {"enterprise_id": ENTERPRISE_ID}), ("officer", {"region": HOME_REGION}),
-             ("provider", {"provider_id": PROVIDER_ID}), ("officer", {"region": PROVIDER_REGION}))
+def mint_tokens(specs) -> tuple[list[str], list[str]]:
+    """Tokens for (role, binding) pairs, and their ids for revoking them."""
     minted, ids = [], []
     try:
         with Session(get_engine()) as session:
@@ -269,11 +214,22 @@ def _mint_tokens() -> Tokens:
         raise DemoFailure(
             f"cannot mint the demo's tokens in {current_app.config['DATABASE_URL']} ({type(exc).__name__}).\n"
             "Run `vouchers init` with the server's DATABASE_URL first, or pass the four tokens with "
-            "--sme-token, --officer-token, --provider-token and --sh-officer-token.") from None
-    return Tokens(*minted, minted_ids=ids)
+            f"{TOKEN_OPTIONS} (and --auditor-token to see the ledger).") from None
+    return minted, ids
 
 
-def _revoke_tokens(token_ids: list[str]) -> None:
+def resolve_tokens(given: list[str | None], auditor: str | None) -> tuple[Tokens, str]:
+    """The four role tokens given, or all of them minted, with an auditor's unless one is given
+    (whoever passes the role tokens may have no database to mint in); and what was done."""
+    if any(given):
+        return Tokens(*given, auditor=auditor), "as given" if auditor else "as given, no auditor's: no ledger"
+    minted, ids = mint_tokens(ROLE_TOKENS if auditor else ROLE_TOKENS + (AUDITOR_TOKEN,))
+    tokens = Tokens(*minted[:len(ROLE_TOKENS)], auditor=auditor or minted[-1], minted_ids=ids)
+    return tokens, (f"minted for this run (sme, KS officer, SH provider, SH officer{'' if auditor else ', auditor'}), "
+                    f"revoked at the end{'; the auditor token as given' if auditor else ''}")
+
+
+def revoke_tokens(token_ids: list[str]) -> None:
     try:
         with Session(get_engine()) as session:
             for token_id in token_ids:
@@ -284,10 +240,10 @@ def _revoke_tokens(token_ids: list[str]) -> None:
 
 
 class Demo:
-    def __init__(self, http: Http, tokens: Tokens, ledger: LedgerView, echo=click.echo):
-        self.http = http
+    def __init__(self, client: ApiClient, tokens: Tokens, echo=click.echo):
+        self.client = client
         self.tokens = tokens
-        self.ledger = ledger
+        self.ledger = Ledger(client, tokens.auditor, self._expect)
         self.echo = echo
         self.run_id = uuid.uuid4().hex[:12]
         self.number = 0
@@ -301,8 +257,8 @@ class Demo:
 
     def _expect(self, reply: Reply, expected: int, where: str) -> None:
         if reply.status == expected:
-            if not isinstance(reply.body, dict):
-                raise DemoFailure(f"{where}: HTTP {reply.status} without a JSON object: {str(reply.body)[:200]}")
+            if not isinstance(reply.json, dict):
+                raise DemoFailure(f"{where}: HTTP {reply.status} without a JSON object: {reply.text[:200]}")
             return
         hint = ""
         if reply.status == 401 and self.tokens.minted_ids:
@@ -310,23 +266,24 @@ class Demo:
                     f"({current_app.config['DATABASE_URL']}): is the server using another database? "
                     "Run the demo with the server's DATABASE_URL, or pass tokens with --sme-token etc.")
         elif reply.status == 401:
-            hint = "\nCheck the tokens given with --sme-token, --officer-token, --provider-token, --sh-officer-token."
+            hint = f"\nCheck the tokens given with {TOKEN_OPTIONS}, --auditor-token."
         elif reply.status == 503:
             hint = "\nThe server is not ready: run `vouchers init` with its configuration."
-        raise DemoFailure(f"{where}: expected HTTP {expected}, got {reply.status} {_phrase(reply.status)}: "
+        raise DemoFailure(f"{where}: expected HTTP {expected}, got {reply.status} {phrase(reply.status)}: "
                           f"{reply.problem}{hint}")
 
     def _voucher(self) -> dict | None:
         if self.voucher_id is None:
             return None
-        reply = self.http.call("GET", f"{API}/vouchers/{self.voucher_id}", self.tokens.sme)
+        reply = send(self.client, "GET", f"{API}/vouchers/{self.voucher_id}", self.tokens.sme)
         self._expect(reply, 200, f"step {self.number}, reading the voucher's balances")
-        return reply.body
+        return reply.json
 
     def step(self, title: str, method: str, path: str, token: str, *, expected: int, body: dict | None = None,
              key: str | None = None, ref=None, outcome=None, no_entry: str | None = None,
              on_reply=None, check=None) -> Reply:
-        """One request: print its line, the voucher's balances and the ledger entry it produced.
+        """One request: print its line, the voucher's balances and the ledger entry it produced,
+        after checking that the whole ledger replays to the voucher's available and held balances.
 
         `ref` (the id the entry concerns) and `outcome` (the text after the status) may be
         callables of the reply; `on_reply(reply)` runs before the balances are read;
@@ -334,8 +291,9 @@ class Demo:
         ledger entry (None: it must write one).
         """
         self.number += 1
-        before = self.ledger.head()
-        reply = self.http.call(method, path, token, body, idempotency_key=key)
+        # Entries written before this step are not its own.
+        self.ledger.read_new()
+        reply = send(self.client, method, path, token, body, idempotency_key=key)
         self._expect(reply, expected, f"step {self.number} ({title})")
         if on_reply:
             on_reply(reply)
@@ -343,14 +301,18 @@ class Demo:
         if check:
             check(reply, voucher)
         ref_id = ref(reply) if callable(ref) else ref
-        rows = self.ledger.since(before, ref_id)
-        if rows and no_entry is not None:
+        entries = [entry for entry in self.ledger.read_new() if ref_id in entry["refs"].values()]
+        if entries and no_entry is not None:
             raise DemoFailure(f"step {self.number} ({title}) should change nothing ({no_entry}), "
-                              f"but the ledger gained entry seq {rows[0].seq} ({rows[0].kind})")
-        self.seqs.extend(row.seq for row in rows)
+                              f"but the ledger gained entry seq {entries[0]['seq']} ({entries[0]['kind']})")
+        wrong = self.ledger.disagreements(voucher) if voucher is not None and not self.ledger.problem else []
+        if wrong:
+            raise DemoFailure(f"step {self.number} ({title}): the signed ledger disagrees with the voucher's "
+                              "balances: " + "; ".join(wrong))
+        self.seqs.extend(entry["seq"] for entry in entries)
         text = outcome(reply) if callable(outcome) else (outcome or "")
-        self.echo(_step_line(self.number, title, reply, text))
-        for line in _balances_lines(voucher) + _ledger_lines(rows, no_entry=no_entry, ledger=self.ledger):
+        self.echo(step_line(self.number, title, reply, text))
+        for line in balances_lines(voucher) + ledger_lines(entries, no_entry=no_entry, ledger=self.ledger):
             self.echo(line)
         self.echo("")
         return reply
@@ -372,15 +334,15 @@ class Demo:
             f"SME applies to {HOME_REGION} for {cny(FACE_FEN)} CNY", "POST", f"{API}/applications", t.sme,
             expected=201, key=self._key("apply"),
             body={"amount_fen": FACE_FEN, "purpose": "检验检测: 智能装备整机可靠性测试 (demo)"},
-            ref=lambda r: r.body["id"], outcome=lambda r: f"application {r.body['id']} {r.body['status']}").body
+            ref=lambda r: r.json["id"], outcome=lambda r: f"application {r.json['id']} {r.json['status']}").json
 
         def issued(reply):
-            self.voucher_id = reply.body["voucher_id"]
+            self.voucher_id = reply.json["voucher_id"]
         self.step(
             f"{HOME_REGION} officer approves: voucher issued", "POST",
             f"{API}/applications/{application['id']}/approve", t.officer, expected=200, body={},
-            key=self._key("approve-application"), on_reply=issued, ref=lambda r: r.body["voucher_id"],
-            outcome=lambda r: f"voucher {r.body['voucher']['code']} ({r.body['voucher_id']})")
+            key=self._key("approve-application"), on_reply=issued, ref=lambda r: r.json["voucher_id"],
+            outcome=lambda r: f"voucher {r.json['voucher']['code']} ({r.json['voucher_id']})")
         voucher_id = self.voucher_id
 
         reservation = {"voucher_id": voucher_id, "provider_id": PROVIDER_ID, "catalog_code": CATALOG_CODE,
@@ -389,13 +351,13 @@ class Demo:
         first = self.step(
             f"SME reserves {cny(RESERVE_FEN)} of a {cny(RESERVE_FEE_FEN)} CNY service at {PROVIDER_ID}",
             "POST", f"{API}/redemptions", t.sme, expected=201, body=reservation, key=reserve_key,
-            ref=lambda r: r.body["id"], outcome=lambda r: f"redemption {r.body['id']} {r.body['status']}").body
+            ref=lambda r: r.json["id"], outcome=lambda r: f"redemption {r.json['id']} {r.json['status']}").json
         redemption_id = first["id"]
         held_after_first = self._voucher()["held_fen"]
 
         def same_redemption(reply, voucher):
-            if reply.body.get("id") != redemption_id:
-                raise DemoFailure(f"the replay returned redemption {reply.body.get('id')}, not {redemption_id}")
+            if reply.json.get("id") != redemption_id:
+                raise DemoFailure(f"the replay returned redemption {reply.json.get('id')}, not {redemption_id}")
             if voucher["held_fen"] != held_after_first:
                 raise DemoFailure(f"the replay placed a second hold: held {voucher['held_fen']} fen, "
                                   f"was {held_after_first} fen")
@@ -403,7 +365,7 @@ class Demo:
             "SME replays it with the same Idempotency-Key", "POST", f"{API}/redemptions", t.sme, expected=201,
             body=reservation, key=reserve_key, ref=redemption_id, check=same_redemption,
             no_entry="a replay repeats the first answer and changes nothing",
-            outcome=lambda r: (f"same redemption {r.body['id']}, Idempotent-Replayed: "
+            outcome=lambda r: (f"same redemption {r.json['id']}, Idempotent-Replayed: "
                                f"{r.headers.get('Idempotent-Replayed', 'no')}; no second hold"))
 
         self.step(
@@ -418,11 +380,11 @@ class Demo:
             body={"invoice_no": f"SH-INV-{self.run_id[:8].upper()}", "service_fee_fen": CLAIM_FEE_FEN,
                   "amount_fen": CLAIM_FEN},
             ref=redemption_id,
-            outcome=lambda r: f"{r.body['status']}; {cny(RESERVE_FEN - CLAIM_FEN)} CNY of the hold released")
+            outcome=lambda r: f"{r.json['status']}; {cny(RESERVE_FEN - CLAIM_FEN)} CNY of the hold released")
 
         self.step("SME confirms the service was delivered", "POST", f"{API}/redemptions/{redemption_id}/confirm",
                   t.sme, expected=200, key=self._key("confirm"), ref=redemption_id,
-                  outcome=lambda r: r.body["status"])
+                  outcome=lambda r: r.json["status"])
 
         self.step(f"{PROVIDER_REGION} officer tries to approve (not the issuing region)", "POST",
                   f"{API}/redemptions/{redemption_id}/approve", t.sh_officer, expected=403,
@@ -431,26 +393,26 @@ class Demo:
 
         self.step(f"{HOME_REGION} officer approves: redeemed", "POST", f"{API}/redemptions/{redemption_id}/approve",
                   t.officer, expected=200, key=self._key("approve-redemption"), ref=redemption_id,
-                  outcome=lambda r: (f"{r.body['status']}: {cny(r.body['amount_fen'])} CNY payable by "
-                                     f"{r.body['region']} to {r.body['provider_id']}"))
+                  outcome=lambda r: (f"{r.json['status']}: {cny(r.json['amount_fen'])} CNY payable by "
+                                     f"{r.json['region']} to {r.json['provider_id']}"))
 
         second = self.step(
             f"SME reserves {cny(SECOND_FEN)} of a {cny(SECOND_FEE_FEN)} CNY instrument booking", "POST",
             f"{API}/redemptions", t.sme, expected=201, key=self._key("reserve-2"),
             body={**reservation, "catalog_code": SECOND_CATALOG_CODE, "service_fee_fen": SECOND_FEE_FEN,
                   "amount_fen": SECOND_FEN},
-            ref=lambda r: r.body["id"], outcome=lambda r: f"redemption {r.body['id']} {r.body['status']}").body
+            ref=lambda r: r.json["id"], outcome=lambda r: f"redemption {r.json['id']} {r.json['status']}").json
 
         self.step("SME cancels it: the hold is released", "POST", f"{API}/redemptions/{second['id']}/cancel",
                   t.sme, expected=200, key=self._key("cancel"), body={"reason": "instrument booking moved"},
-                  ref=second["id"], outcome=lambda r: r.body["status"])
+                  ref=second["id"], outcome=lambda r: r.json["status"])
 
         self._summary(redemption_id, second["id"], provider)
 
     def _get(self, path: str, token: str, title: str) -> dict:
-        reply = self.http.call("GET", path, token)
+        reply = send(self.client, "GET", path, token)
         self._expect(reply, 200, f"GET {path} ({title})")
-        return reply.body
+        return reply.json
 
     def _summary(self, redemption_id: str, cancelled_id: str, provider: dict) -> None:
         voucher = self._voucher()
@@ -472,19 +434,17 @@ class Demo:
         self._check_ledger_agrees(voucher)
 
     def _check_ledger_agrees(self, voucher: dict) -> None:
-        """Replaying the voucher's signed entries must give its available and held balances."""
-        available, held = voucher_account(voucher['id']), held_account(voucher['id'])
-        replayed = self.ledger.replay(voucher["id"], (available, held))
-        if replayed is None:
+        """Replaying the whole signed ledger must give the voucher's available and held balances."""
+        if self.ledger.problem:
             self.echo(f"  check      skipped: {self.ledger.problem}")
             return
-        wrong = [f"account {account} is {replayed[account]} fen, {column} is {voucher[column]} fen"
-                 for account, column in ((available, "available_fen"), (held, "held_fen"))
-                 if replayed[account] != voucher[column]]
+        self.ledger.read_new()
+        wrong = self.ledger.disagreements(voucher)
         if wrong:
             raise DemoFailure("the signed ledger disagrees with the voucher's balances: " + "; ".join(wrong))
-        self.echo(f"  check      replaying the ledger gives {replayed[available]} fen available and "
-                  f"{replayed[held]} fen held: it agrees with the voucher")
+        self.echo(f"  check      replaying the ledger gives {self.ledger.balance(voucher_account(voucher['id']))} "
+                  f"fen available and {self.ledger.balance(held_account(voucher['id']))} fen held: "
+                  "it agrees with the voucher")
 
 
 @click.command("demo")
@@ -497,34 +457,35 @@ class Demo:
               help=f"token of the provider {PROVIDER_ID} (env VOUCHERS_DEMO_PROVIDER_TOKEN)")
 @click.option("--sh-officer-token", envvar="VOUCHERS_DEMO_SH_OFFICER_TOKEN",
               help=f"token of an officer of {PROVIDER_REGION} (env VOUCHERS_DEMO_SH_OFFICER_TOKEN)")
+@click.option("--auditor-token", envvar="VOUCHERS_DEMO_AUDITOR_TOKEN",
+              help="token of an auditor, to read the ledger entries (env VOUCHERS_DEMO_AUDITOR_TOKEN)")
 @with_appcontext
-def demo_command(url, sme_token, officer_token, provider_token, sh_officer_token):
+def demo_command(url, sme_token, officer_token, provider_token, sh_officer_token, auditor_token):
     """Drive the whole voucher lifecycle through the API of a running server and print each step.
 
     A Kunshan enterprise spends a Kunshan voucher at a Shanghai provider. Unless
-    all four tokens are given, the demo mints short-lived tokens in this
-    machine's database (DATABASE_URL) and revokes them at the end. Each step's
-    ledger entry is read from that database.
+    all four role tokens are given, the demo mints short-lived tokens in this
+    machine's database (DATABASE_URL), an auditor's too, and revokes them at
+    the end. Each step's ledger entries are read through the API with the
+    auditor's token; given the four tokens but no --auditor-token, the demo
+    shows no entries.
     """
-    parsed = urllib.parse.urlsplit(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise click.BadParameter("use http://host:port or https://host", param_hint="--url")
+    try:
+        client = ApiClient(url, timeout_s=HTTP_TIMEOUT_S)
+    except ValueError:
+        raise click.BadParameter("use http://host:port or https://host", param_hint="--url") from None
     given = [sme_token, officer_token, provider_token, sh_officer_token]
     if any(given) and not all(given):
-        raise click.UsageError("pass all four tokens (--sme-token, --officer-token, --provider-token, "
-                               "--sh-officer-token) or none, and the demo mints its own")
-    http_client = Http(url)
-    ready = http_client.call("GET", "/readyz")
+        raise click.UsageError(f"pass all four tokens ({TOKEN_OPTIONS}) or none, and the demo mints its own")
+    ready = send(client, "GET", "/readyz")
     if ready.status != 200:
-        raise DemoFailure(f"the server at {http_client.base_url} is not ready ({ready.status}): {ready.problem}")
+        raise DemoFailure(f"the server at {client.base_url} is not ready ({ready.status}): {ready.problem}")
 
-    minted = not any(given)
-    tokens = _mint_tokens() if minted else Tokens(*given)
-    click.echo(f"Innovation voucher demo (科技创新券, 通用通兑) against {http_client.base_url}")
-    click.echo("  tokens      " + ("minted for this run (sme, KS officer, SH provider, SH officer), "
-                                   "revoked at the end" if minted else "as given"))
+    tokens, told = resolve_tokens(given, auditor_token)
+    click.echo(f"Innovation voucher demo (科技创新券, 通用通兑) against {client.base_url}")
+    click.echo(f"  tokens      {told}")
     try:
-        Demo(http_client, tokens, LedgerView()).run()
+        Demo(client, tokens).run()
     finally:
-        if minted:
-            _revoke_tokens(tokens.minted_ids)
+        if tokens.minted_ids:
+            revoke_tokens(tokens.minted_ids)
