@@ -14,6 +14,12 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # serialised by the database, so more workers than this only queue on its lock.
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
 worker_class = "sync"
+# A sync worker reads its client itself: a client that sends slowly holds it,
+# and one still waiting at this timeout is killed (gunicorn then answers with
+# an HTML 500 of its own). Production puts a buffering proxy in front, which
+# hands over only whole requests (docs/deployment.md); without one, wsgi.py
+# answers a body slower than VOUCHERS_BODY_TIMEOUT_S, kept below this, with a
+# 408 problem. Headers still arrive at the client's pace: only the proxy helps.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT_S", "30"))
 # On SIGTERM, workers finish the request they are in (and its commit) first.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT_S", "30"))

@@ -310,6 +310,11 @@ class IdempotencyRecord(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     principal_id: str = Field(max_length=64)
     idempotency_key: str = Field(max_length=255)
+    # Role and region, enterprise or provider of the token that made the response
+    # (http/transaction.py): one principal's tokens may be bound differently, and a
+    # response is replayed only to its own binding. Empty for rows from before
+    # migration 0005, which are replayed to none.
+    token_binding: str = Field(default="", max_length=120, sa_column_kwargs={"server_default": ""})
     request_hash: str = Field(max_length=64)
     status_code: int
     content_type: str = Field(max_length=100)

@@ -4,36 +4,17 @@ from __future__ import annotations
 import base64
 import binascii
 
-import flask_smorest
 from flask import current_app, g
 from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate
-from webargs.flaskparser import FlaskParser
 
 from voucher_service.db import get_session
+from voucher_service.http.parsing import Blueprint  # noqa: F401 - re-exported: the views import it from here
 from voucher_service.programme.context import Context
 
 MAX_FEN = 10**12  # one trillion fen = 10 billion CNY: far above any programme's budget
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
-
-
-class Parser(FlaskParser):
-    """webargs' parser, also refusing JSON that Python cannot load safely.
-
-    A body nested thousands deep (RecursionError) or an integer of thousands of
-    digits (ValueError) is bad input: a 400 problem, never a 500.
-    """
-
-    def load_json(self, req, schema):
-        try:
-            return super().load_json(req, schema)
-        except (RecursionError, ValueError) as exc:
-            return self._handle_invalid_json_error(exc, req)
-
-
-class Blueprint(flask_smorest.Blueprint):
-    ARGUMENTS_PARSER = Parser()
 
 
 class Fen(fields.Integer):

@@ -1,35 +1,55 @@
 """Protections around every request: rate limits, security headers, and the
 start-up check that the signing keys open with the configured passphrase.
 
-Rate limits (flask-limiter): one budget per bearer token across all routes
-(RATELIMIT_APPLICATION, from VOUCHERS_RATE_LIMIT, default "600 per minute");
-callers without a token are counted by remote address. /healthz, /readyz and
-/metrics are never limited. Counts live in memory (per process) unless
-RATELIMIT_STORAGE_URI (VOUCHERS_RATE_LIMIT_STORAGE_URL) names a shared store
-such as redis://127.0.0.1:6379/0: with several gunicorn workers or hosts only
-a shared store enforces the limit as written, in memory each worker counts
-alone. A refused request is a 429 problem+json with Retry-After, checked
-before authentication and before the body is read, so it changes nothing.
+Rate limits (flask-limiter): one budget per authenticated bearer token across
+all routes (RATELIMIT_APPLICATION, from VOUCHERS_RATE_LIMIT, default "600 per
+minute"); everything else is counted by remote address: callers without a
+token, and tokens that do not authenticate. /healthz, /readyz and /metrics are
+never limited. Counts live in memory (per process) unless RATELIMIT_STORAGE_URI
+(VOUCHERS_RATE_LIMIT_STORAGE_URL) names a shared store such as
+redis://127.0.0.1:6379/0: with several gunicorn workers or hosts only a shared
+store enforces the limit as written, in memory each worker counts alone. A
+refused request is a 429 problem+json with Retry-After, checked before
+authentication and before the body is read, so it changes nothing.
+
+Which bucket, when the limiter must decide before the token is looked up: a
+token gets a bucket of its own only once it has authenticated (http/api.py
+`_load_principal`), and keeps it while that bucket counts. Until then its
+requests count against the address, so made-up tokens spend the address's
+budget and, once it is spent, are refused before any database lookup. The
+price: a valid token's first request of a window also counts against its
+address, and is refused while that address is over its limit.
 
 The limiter's key is a hash of the token, never the token itself: keys may
 be stored in Redis, and a token must not appear outside the client.
+
+Request bodies are bounded in size (MAX_CONTENT_LENGTH, from
+VOUCHERS_MAX_BODY_BYTES) and, under gunicorn, in time (`bound_body_reads`,
+installed by wsgi.py): a body that stalls, trickles or ends early is a 408 or
+400 problem+json that changes nothing, answered before gunicorn's worker
+timeout would kill the worker and send its own HTML 500.
 """
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
+import signal
+import threading
 import time
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 from limits import parse_many
 from sqlalchemy import inspect as sqlalchemy_inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge, RequestTimeout
 
 from voucher_service.http.problems import problem
+
+log = logging.getLogger(__name__)
 
 DEFAULT_RATE_LIMIT = "600 per minute"
 TESTING_RATE_LIMIT = "100000 per minute"
@@ -46,16 +66,87 @@ DOCS_CSP = ("default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 's
             "img-src 'self' data:; font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "
             "frame-ancestors 'none'")
 DOCS_ENDPOINT = "api-docs.openapi_swagger_ui"
+BODY_CUT_SHORT = "the request body ended before all of it arrived; nothing was changed"
+
+
+def _bearer_token() -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def _token_bucket(token: str) -> str:
+    digest = hashlib.sha256(b"vouchers-rate-limit\0" + token.encode("utf-8", "replace")).hexdigest()
+    return "token:" + digest[:32]
+
+
+def _address_bucket() -> str:
+    return "addr:" + (request.remote_addr or "unknown")
+
+
+def _counters(limiter: Limiter, bucket: str):
+    """(limit, storage identifiers) of each application-wide limit for `bucket`,
+    built as flask-limiter builds them when it counts a request (Limiter.__evaluate_limits,
+    flask-limiter 3.8 to 4.x): so that a bucket read or counted here is the very
+    one the limiter reads and counts (tests/functional/security/test_rate_limits.py)."""
+    endpoint = limiter.identify_request()
+    prefix = current_app.config.get("RATELIMIT_KEY_PREFIX")
+    for limit in limiter.limit_manager.application_limits:
+        if limit.is_exempt or limit.method_exempt:
+            continue
+        identifiers = [bucket, limit.scope_for(endpoint, request.method)]
+        yield limit, [prefix, *identifiers] if prefix else identifiers
+
+
+def _bucket_is_open(limiter: Limiter, bucket: str) -> bool:
+    """Whether the bucket has counted a request in its current window: only an
+    authenticated token's bucket ever does (see `_count_by_outcome`)."""
+    return any(limiter.limiter.get_window_stats(limit.limit, *identifiers).remaining < limit.limit.amount
+               for limit, identifiers in _counters(limiter, bucket))
+
+
+def _count_in(limiter: Limiter, bucket: str) -> None:
+    for limit, identifiers in _counters(limiter, bucket):
+        limiter.limiter.hit(limit.limit, *identifiers, cost=limit.deduction_amount)
 
 
 def rate_limit_key() -> str:
-    """The bucket of a request: its bearer token (hashed) or, without one, its remote address."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    token = token.strip()
-    if scheme.lower() == "bearer" and token:
-        digest = hashlib.sha256(b"vouchers-rate-limit\0" + token.encode("utf-8", "replace")).hexdigest()
-        return "token:" + digest[:32]
-    return "addr:" + (request.remote_addr or "unknown")
+    """The bucket the limiter counts a request in, before its token is looked up:
+    the token's own (hashed) if that token has authenticated within the bucket's
+    window, else the remote address. Decided once per request."""
+    key = g.get("rate_limit_key")
+    if key is None:
+        token = _bearer_token()
+        key = _address_bucket()
+        if token is not None:
+            bucket = _token_bucket(token)
+            if _bucket_is_open(current_app.extensions["vouchers_limiter"], bucket):
+                key = bucket
+        g.rate_limit_key = key
+    return key
+
+
+def _count_by_outcome(response):
+    """After the token lookup, move the count to where it belongs.
+
+    A token that authenticated while counted by address opens its own bucket
+    with this request; later ones count there. A token counted in its own
+    bucket that no longer authenticates (revoked, expired) counts against the
+    address as well, as any token that does not authenticate does.
+    """
+    key = g.get("rate_limit_key")
+    token = _bearer_token()
+    limiter: Limiter = current_app.extensions["vouchers_limiter"]
+    if key is None or token is None or "principal" not in g or not limiter.enabled:
+        return response  # not counted (exempt, disabled), or refused before the lookup
+    try:
+        if g.principal is not None and key.startswith("addr:"):
+            _count_in(limiter, _token_bucket(token))
+        elif g.principal is None and key.startswith("token:") and response.status_code == 401:
+            _count_in(limiter, _address_bucket())
+    except Exception:  # noqa: BLE001 - a store gone away costs one count, never the answer
+        log.warning("rate limit store unavailable after the token lookup", exc_info=True)
+    return response
 
 
 def _exempt() -> bool:
@@ -75,6 +166,122 @@ def _too_many_requests(error: RateLimitExceeded):
     who = "token" if rate_limit_key().startswith("token:") else "address"
     return problem(429, f"rate limit of {error.limit.limit} per {who} exceeded; retry after {retry_after} s",
                    headers={"Retry-After": str(retry_after)})
+
+
+class _DeadlinePassed(Exception):
+    pass
+
+
+class _Alarm:
+    """SIGALRM at the deadline, raising in whatever read is waiting then.
+
+    gunicorn's body reader loops over recv() until it has what was asked for,
+    so a socket timeout bounds one recv, not the read: a client sending a byte
+    now and then never trips it. Only in the main thread (a sync worker's only
+    one), where signal handlers run; elsewhere the socket timeout stands alone.
+    """
+
+    def __init__(self, remaining_s: float):
+        self.remaining_s = remaining_s
+        self.armed = False
+        self.previous = None
+
+    def _fire(self, _signum, _frame):
+        if self.armed:
+            raise _DeadlinePassed()
+
+    def __enter__(self):
+        if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGALRM, self._fire)
+            self.armed = True
+            signal.setitimer(signal.ITIMER_REAL, self.remaining_s)
+        return self
+
+    def __exit__(self, *_exc):
+        if self.armed:
+            self.armed = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+        return False
+
+
+class _BoundedBody:
+    """wsgi.input with a deadline for the whole body, and the ways a body fails
+    to arrive as HTTP errors: late is a 408, short (EOF before the
+    Content-Length, a chunk cut off, a reset) a 400.
+
+    gunicorn frames the body itself (wsgi.input_terminated), so werkzeug does
+    not count it against the Content-Length: at EOF it hands over what came,
+    and a truncated body would be parsed. Counted here.
+    """
+
+    def __init__(self, stream, sock, deadline: float, timeout_s: float, content_length: int | None):
+        self._stream, self._sock, self._deadline, self._timeout_s = stream, sock, deadline, timeout_s
+        self._expected, self._received = content_length, 0
+
+    def _bounded(self, read, size):
+        remaining_s = self._deadline - time.monotonic()
+        if remaining_s <= 0:
+            raise self._timed_out()
+        previous_s = self._sock.gettimeout()
+        try:
+            self._sock.settimeout(remaining_s)
+            with _Alarm(remaining_s):
+                data = read() if size is None else read(size)
+        except (_DeadlinePassed, TimeoutError):
+            raise self._timed_out() from None
+        except OSError:  # gunicorn's NoMoreData (an IOError), a reset: the rest will not come
+            raise ClientDisconnected(BODY_CUT_SHORT) from None
+        finally:
+            try:
+                self._sock.settimeout(previous_s)
+            except OSError:
+                pass
+        self._received += len(data)
+        asked_for_some = size is None or size < 0 or size > 0
+        if not data and asked_for_some and self._expected is not None and self._received < self._expected:
+            raise ClientDisconnected(BODY_CUT_SHORT)
+        return data
+
+    def _timed_out(self) -> RequestTimeout:
+        return RequestTimeout(f"the request body did not arrive within {self._timeout_s:g} s; nothing was changed")
+
+    def read(self, size=None):
+        return self._bounded(self._stream.read, size)
+
+    def readline(self, size=None):
+        return self._bounded(self._stream.readline, size)
+
+    def readlines(self, hint=None):
+        return list(self)
+
+    def __iter__(self):
+        while line := self.readline():
+            yield line
+
+
+def bound_body_reads(wsgi_app, timeout_s: float):
+    """WSGI middleware (wsgi.py): under gunicorn, the whole body must arrive within
+    `timeout_s` of the headers. Keep it below gunicorn's timeout (GUNICORN_TIMEOUT_S):
+    a sync worker waiting on a socket is killed at that timeout, and gunicorn then
+    answers with an HTML 500 of its own. Behind the buffering proxy of
+    docs/deployment.md the body is whole before gunicorn sees it, and this never fires."""
+
+    def application(environ, start_response):
+        sock = environ.get("gunicorn.socket")
+        if sock is not None and hasattr(sock, "settimeout") and environ.get("wsgi.input") is not None:
+            chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+            length = environ.get("CONTENT_LENGTH", "")
+            content_length = int(length) if length.isdigit() and not chunked else None
+            environ["wsgi.input"] = _BoundedBody(environ["wsgi.input"], sock, time.monotonic() + timeout_s,
+                                                 timeout_s, content_length)
+        return wsgi_app(environ, start_response)
+
+    return application
+
+
+def _body_cut_short(_error: ClientDisconnected):
+    return problem(400, BODY_CUT_SHORT)
 
 
 def _refuse_oversized_streamed_body():
@@ -150,6 +357,8 @@ def init_app(app) -> None:
     app.before_request(_refuse_oversized_streamed_body)
     app.register_error_handler(RateLimitExceeded, _too_many_requests)
     app.register_error_handler(RequestEntityTooLarge, _too_large)
+    app.register_error_handler(ClientDisconnected, _body_cut_short)
+    app.after_request(_count_by_outcome)
     app.after_request(_security_headers)
 
 

@@ -6,6 +6,13 @@ a successful write commits; a failed one rolls back (nothing half-written).
 With an Idempotency-Key the response is stored in the *same* transaction as
 the effect, under a unique (principal, key) constraint: two racing requests
 with one key cannot both commit, and the loser replays the winner's response.
+
+A stored response is replayed only to a token of the binding that made it
+(role and region, enterprise or provider). One principal may hold tokens of
+several bindings; each sees only what its binding allows, and a replay must
+not show one binding's response to another. Another binding presenting the
+key is refused (422), as a different request would be: the key stays the
+principal's, so the request is never run a second time either.
 """
 from __future__ import annotations
 
@@ -55,6 +62,11 @@ def _replay(record: IdempotencyRecord) -> Response:
     return response
 
 
+def _binding(principal) -> str:
+    return ":".join((principal.role, principal.region or "", principal.enterprise_id or "",
+                     principal.provider_id or ""))
+
+
 def _find(principal_id: str, key: str) -> IdempotencyRecord | None:
     return get_session().exec(select(IdempotencyRecord).where(
         IdempotencyRecord.principal_id == principal_id, IdempotencyRecord.idempotency_key == key)).first()
@@ -64,6 +76,19 @@ def _mismatch() -> Response:
     return problem(422, "this Idempotency-Key was used with a different request",
                    type_="urn:vouchers:problem:idempotency_key_reused",
                    errors={"headers.Idempotency-Key": ["Already used with a different request body."]})
+
+
+def _other_binding() -> Response:
+    return problem(422, "this Idempotency-Key was used by a token of another binding (role and region, "
+                        "enterprise or provider); use a new key",
+                   type_="urn:vouchers:problem:idempotency_key_reused",
+                   errors={"headers.Idempotency-Key": ["Already used by a token of another binding."]})
+
+
+def _answer_from(record: IdempotencyRecord, request_hash: str, binding: str) -> Response:
+    if record.token_binding != binding:
+        return _other_binding()
+    return _replay(record) if record.request_hash == request_hash else _mismatch()
 
 
 def before_request():
@@ -77,11 +102,12 @@ def before_request():
     if who is None:
         return None  # the view answers 401; nothing to remember
     request_hash = _request_hash()
+    binding = _binding(who)
     record = _find(who.principal_id, key)
     if record is not None:
         g.replayed = True
-        return _replay(record) if record.request_hash == request_hash else _mismatch()
-    g.idempotency = (who.principal_id, key, request_hash)
+        return _answer_from(record, request_hash, binding)
+    g.idempotency = (who.principal_id, key, request_hash, binding)
     return None
 
 
@@ -107,9 +133,9 @@ def after_request(response: Response) -> Response:
         if response.status_code >= 400:
             session.rollback()
         if idem and response.status_code < 500 and response.status_code not in NOT_STORED_STATUSES:
-            principal_id, key, request_hash = idem
+            principal_id, key, request_hash, binding = idem
             session.add(IdempotencyRecord(
-                principal_id=principal_id, idempotency_key=key, request_hash=request_hash,
+                principal_id=principal_id, idempotency_key=key, token_binding=binding, request_hash=request_hash,
                 status_code=response.status_code, content_type=response.content_type or "application/json",
                 location=response.headers.get("Location"), body=response.get_data(), created_at=rfc3339(utc_now())))
         session.commit()
@@ -120,10 +146,12 @@ def after_request(response: Response) -> Response:
         session.rollback()
         if idem:
             # A concurrent request with the same key committed first: its
-            # effect stands, ours is discarded, and its response is the answer.
-            record = _find(idem[0], idem[1])
+            # effect stands, ours is discarded, and its response is the answer
+            # if it was made for our binding (else the key is refused).
+            principal_id, key, request_hash, binding = idem
+            record = _find(principal_id, key)
             if record is not None:
-                return _replay(record) if record.request_hash == idem[2] else _mismatch()
+                return _answer_from(record, request_hash, binding)
         log.exception("commit refused by a database constraint")
         return problem(409, "the change conflicts with the current state; retry the request",
                        type_="urn:vouchers:problem:conflict")

@@ -1,0 +1,265 @@
+"""End to end: nginx, configured with docs/deployment.md's snippet exactly as
+written there, in front of a real gunicorn (one sync worker: the fewer, the
+more a held one shows, and one worker counts rate limits alone exactly).
+
+- Slow clients (half-sent headers, half-sent bodies) no longer delay /healthz:
+  nginx holds them, and gunicorn's workers see only whole requests. Straight
+  to gunicorn, the same clients do hold every worker.
+- A body over VOUCHERS_MAX_BODY_BYTES is nginx's 413, as problem+json; one
+  at the limit reaches the service. An upstream that does not answer is a
+  503 problem+json.
+- Behind the proxy (VOUCHERS_PROXY_COUNT=1) the rate limiter counts each
+  caller by its own address, which the caller cannot choose.
+
+Skipped only where nginx is not installed (Debian: apt-get install -y nginx;
+.ci/run installs it).
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+from conftest import REPO
+from server import Server, free_port
+from sqlalchemy import create_engine
+from sqlmodel import Session
+
+from voucher_service import config
+from voucher_service.http import auth
+
+NGINX = shutil.which("nginx") or next((path for path in ("/usr/sbin/nginx", "/usr/local/sbin/nginx")
+                                       if os.access(path, os.X_OK)), None)
+if NGINX is None:
+    pytest.skip("nginx is not installed (Debian: apt-get install -y nginx)", allow_module_level=True)
+
+DEPLOYMENT_DOC = os.path.join(REPO, "docs", "deployment.md")
+SNIPPET_FIRST_LINE = "# vouchers-proxy.conf:"
+START_TIMEOUT_S = 15
+ANSWER_AT_ONCE_S = 2.0  # /healthz takes milliseconds; anything near this is a worker held up
+RATE_LIMIT = 8
+SLOW_HEADERS = b"GET /healthz HTTP/1.1\r\nHost: vouchers.test\r\n"  # and never the blank line
+SLOW_BODY = (b"POST /api/v1/applications HTTP/1.1\r\nHost: vouchers.test\r\nContent-Type: application/json\r\n"
+             b"Content-Length: 1000\r\n\r\n{\"amount_fen\": ")  # and never the rest
+
+
+def proxy_snippet() -> str:
+    """The nginx block of docs/deployment.md that is the include file, verbatim."""
+    with open(DEPLOYMENT_DOC, encoding="utf-8") as handle:
+        blocks = re.findall(r"^```nginx\n(.*?)^```", handle.read(), re.S | re.M)
+    snippets = [block for block in blocks if block.startswith(SNIPPET_FIRST_LINE)]
+    assert len(snippets) == 1, f"docs/deployment.md must hold one nginx block starting {SNIPPET_FIRST_LINE!r}"
+    return snippets[0]
+
+
+class Nginx:
+    """nginx in the foreground, its files in `directory`, the snippet inside a
+    server on a free port, the upstream the snippet names at `upstream_port`."""
+
+    def __init__(self, directory, upstream_port: int):
+        self.directory, self.port = str(directory), free_port()
+        os.makedirs(self.directory, exist_ok=True)
+        with open(os.path.join(self.directory, "vouchers-proxy.conf"), "w", encoding="utf-8") as handle:
+            handle.write(proxy_snippet())
+        path = lambda name: os.path.join(self.directory, name)  # noqa: E731
+        # Run as root (CI), the workers would switch to "nobody", which may not write here.
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        self.conf = path("nginx.conf")
+        with open(self.conf, "w", encoding="utf-8") as handle:
+            handle.write(f"""{user}daemon off;
+worker_processes 1;
+pid {path("nginx.pid")};
+error_log {path("error.log")} info;
+events {{ worker_connections 256; }}
+http {{
+    access_log {path("access.log")};
+    client_body_temp_path {path("client_body")};
+    proxy_temp_path {path("proxy")};
+    fastcgi_temp_path {path("fastcgi")};
+    uwsgi_temp_path {path("uwsgi")};
+    scgi_temp_path {path("scgi")};
+    upstream vouchers_gunicorn {{
+        server 127.0.0.1:{upstream_port};
+    }}
+    server {{
+        listen 127.0.0.1:{self.port};
+        include {path("vouchers-proxy.conf")};
+    }}
+}}
+""")
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "Nginx":
+        self.process = subprocess.Popen([NGINX, "-p", self.directory, "-c", self.conf, "-e",
+                                         os.path.join(self.directory, "error.log")],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nginx exited: {self.process.stderr.read().decode()}{self.error_log()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"nginx did not listen in {START_TIMEOUT_S} s: {self.error_log()}")
+
+    def error_log(self) -> str:
+        try:
+            with open(os.path.join(self.directory, "error.log"), encoding="utf-8", errors="replace") as handle:
+                return handle.read()[-3000:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)  # graceful: finish, then exit
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process and self.process.stderr:
+            self.process.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def stack(databases, tmp_path_factory):
+    """gunicorn (1 worker, behind one proxy, a low rate limit) and nginx in front of it."""
+    url = databases.clone()
+    directory = tmp_path_factory.mktemp("nginx-proxy")
+    gunicorn = Server(url, databases.keys_dir, str(directory / "gunicorn.log"), workers=1)
+    gunicorn.env.update(VOUCHERS_PROXY_COUNT="1", VOUCHERS_RATE_LIMIT=f"{RATE_LIMIT} per minute")
+    gunicorn.database_url = url
+    gunicorn.start()
+    nginx = None
+    try:
+        nginx = Nginx(directory / "nginx", gunicorn.port).start()
+        yield gunicorn, nginx
+    finally:
+        if nginx:
+            nginx.stop()
+        gunicorn.stop()
+        databases.drop(url)
+
+
+def request(port: int, method: str, path: str, *, body=None, headers=None, chunked: bool = False,
+            source: str = "127.0.0.1", timeout_s: float = 30):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s, source_address=(source, 0))
+    try:
+        connection.request(method, path, body=body, headers=headers or {}, encode_chunked=chunked)
+        response = connection.getresponse()
+        return response.status, response.getheader("Content-Type") or "", response.read()
+    finally:
+        connection.close()
+
+
+def healthz_seconds(port: int) -> float:
+    started = time.monotonic()
+    status, _type, _body = request(port, "GET", "/healthz", timeout_s=ANSWER_AT_ONCE_S)
+    assert status == 200
+    return time.monotonic() - started
+
+
+def open_slow_clients(port: int, count: int, first_bytes: bytes) -> list[socket.socket]:
+    clients = []
+    for _ in range(count):
+        client = socket.create_connection(("127.0.0.1", port), timeout=5)
+        client.sendall(first_bytes)
+        clients.append(client)
+    time.sleep(0.3)  # let the server take them up
+    return clients
+
+
+def close_all(clients) -> None:
+    for client in clients:
+        client.close()
+
+
+def mint(url: str, role: str, **binding) -> str:
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session:
+            token, _row = auth.create_token(session, role=role, **binding)
+            session.commit()
+        return token
+    finally:
+        engine.dispose()
+
+
+def test_slow_clients_hold_gunicorns_workers_but_not_nginx(stack):
+    gunicorn, nginx = stack
+    # Straight to gunicorn: more half-sent requests than workers, and /healthz waits.
+    held = open_slow_clients(gunicorn.port, 3, SLOW_HEADERS)
+    try:
+        with pytest.raises((TimeoutError, socket.timeout)):
+            healthz_seconds(gunicorn.port)
+    finally:
+        close_all(held)
+    healthz_seconds(gunicorn.port)  # closed, they free the workers (gunicorn drops them)
+
+    # Through nginx: many more of them, headers and bodies, and /healthz answers at once.
+    slow = open_slow_clients(nginx.port, 6, SLOW_HEADERS) + open_slow_clients(nginx.port, 6, SLOW_BODY)
+    try:
+        timings = [healthz_seconds(nginx.port) for _ in range(5)]
+        assert max(timings) < ANSWER_AT_ONCE_S, timings
+        # ... and so does the API: the workers are free.
+        status, _type, _body = request(nginx.port, "GET", "/api/v1/ledger/keys", source="127.0.0.4",
+                                       timeout_s=ANSWER_AT_ONCE_S)
+        assert status == 200
+    finally:
+        close_all(slow)
+
+
+def test_the_body_limit_is_the_services_and_refused_as_a_problem(stack):
+    gunicorn, nginx = stack
+    limit = int(re.search(r"^client_max_body_size (\d+)k;", proxy_snippet(), re.M).group(1)) * 1024
+    assert limit == config.from_environment({})["MAX_CONTENT_LENGTH"], "nginx and VOUCHERS_MAX_BODY_BYTES differ"
+    token = mint(gunicorn.database_url, "sme", enterprise_id="ent-ks-003")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    payload = json.dumps({"amount_fen": 100_000, "purpose": "through nginx"}).encode()
+    at_limit = payload + b" " * (limit - len(payload))
+
+    status, media_type, body = request(nginx.port, "POST", "/api/v1/applications", body=at_limit + b" ",
+                                       headers=headers)
+    assert status == 413 and media_type.startswith("application/problem+json"), (status, media_type, body)
+    problem = json.loads(body)
+    assert problem["status"] == 413 and "VOUCHERS_MAX_BODY_BYTES" in problem["detail"]
+
+    status, _type, body = request(nginx.port, "POST", "/api/v1/applications", body=at_limit, headers=headers)
+    assert status == 201, body
+    # Chunked, the body is buffered whole and handed over with a Content-Length.
+    status, _type, body = request(nginx.port, "POST", "/api/v1/applications", body=iter([payload[:7], payload[7:]]),
+                                  headers=headers | {"Transfer-Encoding": "chunked"}, chunked=True)
+    assert status == 201, body
+
+
+def test_callers_behind_the_proxy_are_counted_by_their_own_address(stack):
+    _gunicorn, nginx = stack
+    statuses = [request(nginx.port, "GET", "/api/v1/ledger/keys", source="127.0.0.2")[0]
+                for _ in range(RATE_LIMIT + 1)]
+    assert statuses == [200] * RATE_LIMIT + [429], statuses
+    # nginx sets X-Forwarded-For itself: a client cannot name another address ...
+    spoofed = request(nginx.port, "GET", "/api/v1/ledger/keys", source="127.0.0.2",
+                      headers={"X-Forwarded-For": "198.51.100.7"})
+    assert spoofed[0] == 429
+    # ... and another caller behind the same proxy has a budget of its own.
+    assert request(nginx.port, "GET", "/api/v1/ledger/keys", source="127.0.0.3")[0] == 200
+
+
+def test_an_upstream_that_does_not_answer_is_a_503_problem(tmp_path):
+    nginx = Nginx(tmp_path / "nginx", free_port()).start()  # nothing listens upstream
+    try:
+        status, media_type, body = request(nginx.port, "GET", "/api/v1/regions")
+    finally:
+        nginx.stop()
+    assert status == 503 and media_type.startswith("application/problem+json"), (status, media_type, body)
+    assert json.loads(body)["status"] == 503
