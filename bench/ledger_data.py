@@ -36,6 +36,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import CACHE_DIR, ORIGIN, PASSPHRASE, REPO, build_app  # noqa: E402
 
+from voucher_service.ledger.accounts import (budget_account, held_account, may_go_negative, paid_account,  # noqa: E402
+                                             payable_account, treasury_account, voucher_account)
+
 # 2: migration 0004 (registry_version on the ledger head).
 BUILDER_VERSION = 2
 SIZES = (100_000, 300_000, 1_000_000)
@@ -76,10 +79,10 @@ def rfc(moment: datetime) -> str:
 def _init_database(path: str) -> None:
     from sqlmodel import Session
 
-    from voucher_service import clock
     from voucher_service.cli import migrate
     from voucher_service.cli.seeds import load_seeds
     from voucher_service.db import get_engine
+    from voucher_service.programme import writes
     from voucher_service.programme.context import Context
 
     app = build_app(f"sqlite:///{path}", keys_dir())
@@ -92,8 +95,9 @@ def _init_database(path: str) -> None:
             clock[0] += timedelta(seconds=1)
             return clock[0]
 
-        original = clock.utc_now
-        clock.utc_now = now  # the seeds' entries dated 2025-01-02, before the simulated activity
+        # The write path reads the clock after the ledger lock (programme/writes.py).
+        original = writes.utc_now
+        writes.utc_now = now  # the seeds' entries dated 2025-01-02, before the simulated activity
         try:
             with Session(engine, expire_on_commit=False) as session:
                 keyring = app.extensions["vouchers_keyring"]
@@ -102,7 +106,7 @@ def _init_database(path: str) -> None:
                            origin=ORIGIN)
                 session.commit()
         finally:
-            clock.utc_now = original
+            writes.utc_now = original
         engine.dispose()
 
 
@@ -236,7 +240,7 @@ class Builder:
             self.rows["ledger_posting"].append((seq, position, ts, kind, region, p.source, p.destination, p.amount))
             self.balances[p.source] -= p.amount
             self.balances[p.destination] += p.amount
-            if self.balances[p.source] < 0 and not p.source.startswith("treasury:"):
+            if self.balances[p.source] < 0 and not may_go_negative(p.source):
                 raise AssertionError(f"seq {seq}: {p.source} would go negative")
         self.seq += 1
         if len(self.rows["ledger_entry"]) >= BATCH:
@@ -287,13 +291,13 @@ class Builder:
             self.by_category[category].append(pid)
 
     def fund_if_low(self, region: str, needed: int) -> None:
-        if self.balances[f"budget:{region}"] >= needed:
+        if self.balances[budget_account(region)] >= needed:
             return
         policy = self.policy(region, self.day)
         amount = max(policy["budget"] // 10, needed * 20)
         self.tick()
         self.emit("budget.funded", region, self.actors[f"finance:{region}:a"], {"region": region},
-                  postings=[(f"treasury:{region}", f"budget:{region}", amount)], data={"amount_fen": amount})
+                  postings=[(treasury_account(region), budget_account(region), amount)], data={"amount_fen": amount})
 
     def issue_voucher(self) -> None:
         region = self.rng.choice(self.regions)
@@ -319,7 +323,7 @@ class Builder:
         valid_until = self.day + timedelta(days=policy["validity_days"] - 1)
         issued = self.emit("voucher.issued", region, self.actors[f"officer:{region}"],
                            {"application": app_id, "voucher": vid, "enterprise": eid},
-                           postings=[(f"budget:{region}", f"voucher:{vid}", amount)],
+                           postings=[(budget_account(region), voucher_account(vid), amount)],
                            data={"code": code, "face_fen": amount, "valid_from": self.day.isoformat(),
                                  "valid_until": valid_until.isoformat(), "requested_fen": requested})
         enterprise["granted"][self.day.year] += amount
@@ -375,7 +379,7 @@ class Builder:
         voucher["held"] += amount
         redemption["reserved_at"] = self.emit(
             "redemption.reserved", voucher["region"], self.sme_actor[voucher["enterprise_id"]],
-            self._refs(redemption), postings=[(f"voucher:{vid}", f"voucher:{vid}:held", amount)],
+            self._refs(redemption), postings=[(voucher_account(vid), held_account(vid), amount)],
             data={"catalog_code": item["code"], "service_fee_fen": fee, "amount_fen": amount})
         self.redemptions[rid] = redemption
         self.stage["reserved"].append(rid)
@@ -384,7 +388,7 @@ class Builder:
 
     def _release(self, voucher: dict, amount: int) -> list:
         vid = voucher["id"]
-        postings = [(f"voucher:{vid}:held", f"voucher:{vid}", amount)]
+        postings = [(held_account(vid), voucher_account(vid), amount)]
         if voucher["status"] in ("active", "exhausted"):
             voucher["available"] += amount
             if voucher["status"] == "exhausted":
@@ -393,7 +397,7 @@ class Builder:
                 self.spendable.append(vid)
         else:
             voucher["returned"] += amount
-            postings.append((f"voucher:{vid}", f"budget:{voucher['region']}", amount))
+            postings.append((voucher_account(vid), budget_account(voucher['region']), amount))
         voucher["held"] -= amount
         return postings
 
@@ -449,7 +453,7 @@ class Builder:
         r["status"] = "redeemed"
         r["redeemed_at"] = self.emit(
             "redemption.redeemed", r["region"], self.actors[f"officer:{r['region']}"], self._refs(r),
-            postings=[(f"voucher:{voucher['id']}:held", f"payable:{r['region']}:{r['provider_id']}", r["amount"])],
+            postings=[(held_account(voucher['id']), payable_account(r['region'], r['provider_id']), r["amount"])],
             data={"amount_fen": r["amount"], "invoice_no": r["invoice_no"]})
         self.redeemed_unsettled[r["region"]].append(r["id"])
 
@@ -468,7 +472,7 @@ class Builder:
         voucher["returned"] += returned
         voucher["available"] = 0
         voucher["status"] = status
-        postings = [(f"voucher:{voucher['id']}", f"budget:{voucher['region']}", returned)] if returned else []
+        postings = [(voucher_account(voucher['id']), budget_account(voucher['region']), returned)] if returned else []
         voucher["closed_at"] = self.emit(kind, voucher["region"], self.actors[f"officer:{voucher['region']}"]
                                          if status == "voided" else "system:expire",
                                          {"voucher": voucher["id"], "enterprise": voucher["enterprise_id"]},
@@ -533,7 +537,7 @@ class Builder:
             approved_at = at
         self.tick()
         executed = self.emit("settlement.executed", region, creator, {"settlement": sid, "region": region},
-                             postings=[(f"payable:{region}:{line['provider_id']}", f"paid:{line['provider_id']}",
+                             postings=[(payable_account(region, line['provider_id']), paid_account(line['provider_id']),
                                         line["amount_fen"]) for line in lines],
                              data={"period": label, "total_fen": total, "redemption_count": len(due)})
         for rid in due:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
+from voucher_service.ledger.accounts import budget_account, payable_prefix
 from voucher_service.models import Account
 from voucher_service.payout.reconciliation import queries
 from voucher_service.payout.reconciliation.flows import ALWAYS_POSTING_KINDS
@@ -29,7 +30,7 @@ def checks(session: Session, region: str, folded: dict, outstanding: dict[str, i
     entries_expected, entries_with_postings = (queries.entries_vs_posting_rows(session, region, *window)
                                                if window else (0, 0))
     stored_total = queries.stored_total(session)
-    budget_stored = session.get(Account, f"budget:{region}")
+    budget_stored = session.get(Account, budget_account(region))
     flows, all_time = folded["flows"], folded["balances"]["all"]
     payable_end = payable_at_end(folded)
 
@@ -40,7 +41,7 @@ def checks(session: Session, region: str, folded: dict, outstanding: dict[str, i
               f"accounts of {region} whose stored balance differs from the replay of their ledger postings"
               + (f"; first: {first}" if first else "")),
         check("budget_replay_vs_stored", all_time["budget"], budget_stored.balance_fen if budget_stored else 0,
-              f"budget:{region}: ledger replay (expected) vs stored balance (actual)"),
+              f"{budget_account(region)}: ledger replay (expected) vs stored balance (actual)"),
         check("vouchers_available_vs_ledger", all_time["voucher"], vouchers["available"],
               f"available value of {region}'s {vouchers['count']} vouchers: ledger replay of voucher:V accounts "
               f"(expected) vs voucher table (actual)"),
@@ -62,7 +63,7 @@ def checks(session: Session, region: str, folded: dict, outstanding: dict[str, i
               f"returned voucher:V -> budget:{region}, all time (expected) vs returned value of the vouchers "
               f"(actual)"),
         check("payable_vs_unsettled_redemptions", all_time["payable"], redemptions["unsettled"],
-              f"payable:{region}:* ledger balance (expected) vs the {redemptions['unsettled_count']} redeemed, "
+              f"{payable_prefix(region)}* ledger balance (expected) vs the {redemptions['unsettled_count']} redeemed, "
               f"unsettled redemptions of {region} (actual)"),
         check("paid_vs_executed_settlements", flows["all"]["settled"], executed_fen,
               f"paid payable:{region}:P -> paid:P, all time (expected) vs lines of {region}'s executed "
@@ -78,7 +79,7 @@ def checks(session: Session, region: str, folded: dict, outstanding: dict[str, i
               f"postings of {region} that are none of the flows of DESIGN §3"
               + (f": {', '.join(sorted(unclassified['pairs']))}" if unclassified["pairs"] else "")),
         check("outstanding_by_provider_vs_region", payable_end, sum(outstanding.values()),
-              f"payable:{region}:* at period end from {region}'s postings (expected) vs summed per provider "
+              f"{payable_prefix(region)}* at period end from {region}'s postings (expected) vs summed per provider "
               f"account (actual)"),
         check("balances_sum_to_zero", 0, stored_total, "sum of every stored balance of the whole ledger"),
     ]

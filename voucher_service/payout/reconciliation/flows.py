@@ -1,8 +1,16 @@
 """The flows of DESIGN §3 as a statement sees them, and account names as SQL."""
 from __future__ import annotations
 
-from sqlalchemy import and_, case, func
+from sqlalchemy import and_, case, func, literal
 
+from voucher_service.ledger.accounts import (
+    HELD_SUFFIX,
+    PAID_PREFIX,
+    VOUCHER_PREFIX,
+    budget_account,
+    payable_prefix,
+    treasury_account,
+)
 from voucher_service.models import LedgerPosting
 
 # Account classes, as small integers so that SQL groups by one integer per posting.
@@ -32,20 +40,41 @@ def has_prefix(column, prefix: str):
     return func.substr(column, 1, len(prefix)) == prefix
 
 
+def has_held_suffix(column):
+    return func.substr(column, func.length(column) - (len(HELD_SUFFIX) - 1)) == HELD_SUFFIX
+
+
 def is_held(column):
-    return and_(has_prefix(column, "voucher:"), func.substr(column, func.length(column) - 4) == ":held")
+    return and_(has_prefix(column, VOUCHER_PREFIX), has_held_suffix(column))
+
+
+# The chart of accounts (ledger/accounts.py) with SQL columns for the ids.
+
+def voucher_account_sql(voucher_id):
+    return literal(VOUCHER_PREFIX) + voucher_id
+
+
+def held_account_sql(voucher_id):
+    return literal(VOUCHER_PREFIX) + voucher_id + literal(HELD_SUFFIX)
+
+
+def payable_account_sql(region: str, provider_id):
+    return literal(payable_prefix(region)) + provider_id
+
+
+def paid_account_sql(provider_id):
+    return literal(PAID_PREFIX) + provider_id
 
 
 def account_class(column, region: str):
     """The CLASSES code of an account name, in SQL."""
-    held_or_available = case((func.substr(column, func.length(column) - 4) == ":held", CLASS_CODE["held"]),
-                             else_=CLASS_CODE["voucher"])
+    held_or_available = case((has_held_suffix(column), CLASS_CODE["held"]), else_=CLASS_CODE["voucher"])
     return case(
-        (has_prefix(column, "voucher:"), held_or_available),
-        (column == f"budget:{region}", CLASS_CODE["budget"]),
-        (has_prefix(column, f"payable:{region}:"), CLASS_CODE["payable"]),
-        (has_prefix(column, "paid:"), CLASS_CODE["paid"]),
-        (column == f"treasury:{region}", CLASS_CODE["treasury"]),
+        (has_prefix(column, VOUCHER_PREFIX), held_or_available),
+        (column == budget_account(region), CLASS_CODE["budget"]),
+        (has_prefix(column, payable_prefix(region)), CLASS_CODE["payable"]),
+        (has_prefix(column, PAID_PREFIX), CLASS_CODE["paid"]),
+        (column == treasury_account(region), CLASS_CODE["treasury"]),
         else_=CLASS_CODE["other"])
 
 

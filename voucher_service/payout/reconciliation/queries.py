@@ -8,6 +8,7 @@ from sqlalchemy import BigInteger, case, func, literal, or_, select, union_all
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
+from voucher_service.ledger.accounts import PAID_PREFIX, PAYABLE_PREFIX, budget_account, treasury_account
 from voucher_service.models import (
     Account,
     LedgerEntry,
@@ -24,8 +25,12 @@ from voucher_service.payout.reconciliation.flows import (
     as_int,
     flow_code,
     has_prefix,
+    held_account_sql,
     is_held,
+    paid_account_sql,
     pair_of,
+    payable_account_sql,
+    voucher_account_sql,
 )
 
 
@@ -66,8 +71,8 @@ def account_mismatches(session: Session, region: str) -> tuple[int, list[tuple[s
     """
     p = LedgerPosting.__table__.c
     zero = literal(0, BigInteger)
-    paid_of_provider = literal("paid:") + Provider.id
-    not_paid = lambda column: ~has_prefix(column, "paid:")  # noqa: E731
+    paid_of_provider = paid_account_sql(Provider.id)
+    not_paid = lambda column: ~has_prefix(column, PAID_PREFIX)  # noqa: E731
     moves = [
         select(p.source.label("name"), (-p.amount_fen).label("replay"), zero.label("stored"))
         .where(p.region == region, not_paid(p.source)),
@@ -77,14 +82,14 @@ def account_mismatches(session: Session, region: str) -> tuple[int, list[tuple[s
         select(p.source, -p.amount_fen, zero).select_from(Provider)
         .join(LedgerPosting, p.source == paid_of_provider).where(Provider.region == region),
         select(Account.name, zero, Account.balance_fen)
-        .where(Account.name.in_([f"treasury:{region}", f"budget:{region}"])),
+        .where(Account.name.in_([treasury_account(region), budget_account(region)])),
         select(Account.name, zero, Account.balance_fen).select_from(Voucher)
-        .join(Account, Account.name == literal("voucher:") + Voucher.id).where(Voucher.region == region),
+        .join(Account, Account.name == voucher_account_sql(Voucher.id)).where(Voucher.region == region),
         select(Account.name, zero, Account.balance_fen).select_from(Voucher)
-        .join(Account, Account.name == literal("voucher:") + Voucher.id + literal(":held"))
+        .join(Account, Account.name == held_account_sql(Voucher.id))
         .where(Voucher.region == region),
         select(Account.name, zero, Account.balance_fen).select_from(Provider)
-        .join(Account, Account.name == literal(f"payable:{region}:") + Provider.id),
+        .join(Account, Account.name == payable_account_sql(region, Provider.id)),
         select(Account.name, zero, Account.balance_fen).select_from(Provider)
         .join(Account, Account.name == paid_of_provider).where(Provider.region == region),
     ]
@@ -112,8 +117,8 @@ def voucher_figures(session: Session, region: str) -> dict:
                     func.sum(v.redeemed_fen), func.sum(v.returned_fen),
                     func.sum(case((broken_identity, 1), else_=0)), func.sum(case((off_accounts, 1), else_=0)))
              .select_from(v)
-             .outerjoin(available, available.name == literal("voucher:") + v.id)
-             .outerjoin(held, held.name == literal("voucher:") + v.id + literal(":held"))
+             .outerjoin(available, available.name == voucher_account_sql(v.id))
+             .outerjoin(held, held.name == held_account_sql(v.id))
              .where(v.region == region))
     count, face, avail, held_sum, redeemed, returned, broken, off = session.exec(query).one()
     figures = {"count": int(count), "face": as_int(face), "available": as_int(avail), "held": as_int(held_sum),
@@ -125,8 +130,8 @@ def voucher_figures(session: Session, region: str) -> dict:
     if figures["off_accounts"]:
         figures["off_examples"] = list(session.exec(
             select(v.id).select_from(v)
-            .outerjoin(available, available.name == literal("voucher:") + v.id)
-            .outerjoin(held, held.name == literal("voucher:") + v.id + literal(":held"))
+            .outerjoin(available, available.name == voucher_account_sql(v.id))
+            .outerjoin(held, held.name == held_account_sql(v.id))
             .where(v.region == region, off_accounts).order_by(v.id).limit(DETAIL_NAMES)).scalars())
     return figures
 
@@ -171,7 +176,7 @@ def outstanding_by_region(session: Session, region: str, end: str) -> dict[str, 
     """payable:R:P at period end, per provider home region: for each provider two
     seeks of the (destination, ts) and (source, ts) indexes, bounded by ts < end."""
     p = LedgerPosting.__table__.c
-    account = literal(f"payable:{region}:") + Provider.id
+    account = payable_account_sql(region, Provider.id)
     owed = (select(func.coalesce(func.sum(p.amount_fen), 0)).where(p.destination == account, p.ts < end)
             .scalar_subquery())
     paid = (select(func.coalesce(func.sum(p.amount_fen), 0)).where(p.source == account, p.ts < end)
@@ -185,12 +190,12 @@ def obligations(session: Session, region: str, regions: list[str], start: str, e
     region, provider's home region): the (region, ts) index for every region of
     the scheme over the period only, each posting's provider found by primary key."""
     p = LedgerPosting.__table__.c
-    payable_prefix = literal("payable:") + p.region + literal(":")
-    provider_id = func.substr(p.destination, func.length(p.region) + 10)  # after "payable:{region}:"
+    prefix = literal(PAYABLE_PREFIX) + p.region + literal(":")
+    provider_id = func.substr(p.destination, func.length(prefix) + 1)  # after "payable:{region}:"
     query = (select(p.region, Provider.region, func.sum(p.amount_fen))
              .select_from(LedgerPosting).join(Provider, Provider.id == provider_id)
              .where(p.region.in_(regions), p.ts >= start, p.ts < end, is_held(p.source),
-                    func.substr(p.destination, 1, func.length(p.region) + 9) == payable_prefix,
+                    func.substr(p.destination, 1, func.length(prefix)) == prefix,
                     or_(p.region == region, Provider.region == region))
              .group_by(p.region, Provider.region))
     return {(debtor, creditor): as_int(fen) for debtor, creditor, fen in session.exec(query)}
