@@ -5,6 +5,10 @@
   naming where it is, and changes nothing, on every endpoint that takes a body.
 - A path or query string cannot carry one: werkzeug decodes them as UTF-8
   with replacement, so what the views see is U+FFFD, never a surrogate.
+
+These tests use tests/conftest.py's app, not security_support's: one token
+goes through every endpoint several times, more than that app's low rate
+limit allows.
 """
 from __future__ import annotations
 
