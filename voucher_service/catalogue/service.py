@@ -67,10 +67,7 @@ def catalog_facts(ctx: Context, code: str) -> CatalogFacts:
 
 
 def get_catalog_item(ctx: Context, code: str) -> CatalogItem:
-    item = ctx.session.get(CatalogItem, code)
-    if item is None:
-        raise NotFound("catalog_item", f"no catalogue item {code}")
-    return item
+    return ctx.get(CatalogItem, code, "catalog_item", noun="catalogue item")
 
 
 def update_catalog_item(ctx: Context, code: str, *, region: str, changes: dict) -> CatalogItem:

@@ -8,7 +8,7 @@ from voucher_service.journal import reference_cache as registry_cache
 from voucher_service.models import Enterprise, EnterpriseRelatedProvider, Provider
 from voucher_service.programme.context import Context
 from voucher_service.enterprises.rules import check_uscc_unique
-from voucher_service.programme.errors import InvalidInput, NotFound
+from voucher_service.programme.errors import InvalidInput
 from voucher_service.programme.regions import get_region
 from voucher_service.programme.writes import append, lock
 from voucher_service.providers.service import check_uscc
@@ -51,7 +51,4 @@ def register_enterprise(ctx: Context, *, name, uscc, region, kind, related_provi
 
 
 def get_enterprise(ctx: Context, enterprise_id: str) -> Enterprise:
-    enterprise = ctx.session.get(Enterprise, enterprise_id)
-    if enterprise is None:
-        raise NotFound("enterprise", f"no enterprise {enterprise_id}")
-    return enterprise
+    return ctx.get(Enterprise, enterprise_id, "enterprise")

@@ -37,7 +37,6 @@ from voucher_service.payout.rules import (
 )
 from voucher_service.process.rules import REDEMPTION_TRANSITIONS
 from voucher_service.programme.context import Context
-from voucher_service.programme.errors import NotFound
 from voucher_service.programme.regions import policy_in_effect
 from voucher_service.programme.writes import append as _append
 from voucher_service.programme.rules import check_transition
@@ -45,10 +44,7 @@ from voucher_service.programme.writes import lock
 
 
 def get_settlement(ctx: Context, settlement_id: str, *, for_update: bool = False) -> Settlement:
-    settlement = ctx.session.get(Settlement, settlement_id, with_for_update=for_update, populate_existing=for_update)
-    if settlement is None:
-        raise NotFound("settlement", f"no settlement {settlement_id}")
-    return settlement
+    return ctx.get(Settlement, settlement_id, "settlement", for_update=for_update)
 
 
 def lines_of(ctx: Context, settlement_id: str) -> list[SettlementLine]:

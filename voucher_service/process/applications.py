@@ -15,7 +15,6 @@ from voucher_service.models import Application, Voucher
 from voucher_service.process import rules
 from voucher_service.programme.budgets import budget_remaining_fen
 from voucher_service.programme.context import Context
-from voucher_service.programme.errors import NotFound
 from voucher_service.programme.regions import policy_in_effect
 from voucher_service.programme.writes import append as _append
 from voucher_service.programme.writes import lock
@@ -36,10 +35,7 @@ def submit_application(ctx: Context, *, enterprise_id: str, amount_fen: int, pur
 
 
 def get_application(ctx: Context, application_id: str, *, for_update: bool = False) -> Application:
-    application = ctx.session.get(Application, application_id, with_for_update=for_update, populate_existing=for_update)
-    if application is None:
-        raise NotFound("application", f"no application {application_id}")
-    return application
+    return ctx.get(Application, application_id, "application", for_update=for_update)
 
 
 def granted_in_year_fen(ctx: Context, enterprise_id: str, year: int) -> int:

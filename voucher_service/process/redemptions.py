@@ -21,10 +21,7 @@ from voucher_service.providers.service import get_provider, provider_facts
 
 
 def get_redemption(ctx: Context, redemption_id: str, *, for_update: bool = False) -> Redemption:
-    redemption = ctx.session.get(Redemption, redemption_id, with_for_update=for_update, populate_existing=for_update)
-    if redemption is None:
-        raise NotFound("redemption", f"no redemption {redemption_id}")
-    return redemption
+    return ctx.get(Redemption, redemption_id, "redemption", for_update=for_update)
 
 
 def applicable_ratio_bp(ctx: Context, region: str, catalog_code: str) -> int:

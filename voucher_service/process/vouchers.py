@@ -11,16 +11,12 @@ from voucher_service.ledger.accounts import budget_account, voucher_account
 from voucher_service.models import Voucher
 from voucher_service.process import rules
 from voucher_service.programme.context import Context
-from voucher_service.programme.errors import NotFound
 from voucher_service.programme.writes import append as _append
 from voucher_service.programme.writes import lock
 
 
 def get_voucher(ctx: Context, voucher_id: str, *, for_update: bool = False) -> Voucher:
-    voucher = ctx.session.get(Voucher, voucher_id, with_for_update=for_update, populate_existing=for_update)
-    if voucher is None:
-        raise NotFound("voucher", f"no voucher {voucher_id}")
-    return voucher
+    return ctx.get(Voucher, voucher_id, "voucher", for_update=for_update)
 
 
 _HOLDER = select(Voucher.region, Voucher.enterprise_id).where(Voucher.id == bindparam("voucher_id"))

@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from voucher_service.clock import rfc3339, utc_now
 from voucher_service.ledger import SigningKey
+from voucher_service.programme.errors import NotFound
 
 
 @dataclass
@@ -22,3 +23,14 @@ class Context:
     @property
     def now_str(self) -> str:
         return rfc3339(self.now)
+
+    def get(self, model, key, kind: str, *, noun: str | None = None, for_update: bool = False):
+        """The row of `model` with this key, or NotFound(kind, "no <noun> <key>").
+
+        `for_update` locks the row for the rest of the transaction and reads it
+        again, so a rule is never checked against a copy read before the lock.
+        """
+        row = self.session.get(model, key, with_for_update=for_update, populate_existing=for_update)
+        if row is None:
+            raise NotFound(kind, f"no {noun or kind} {key}")
+        return row

@@ -9,16 +9,12 @@ from voucher_service.clock import local_date
 from voucher_service.journal import reference_cache as registry_cache
 from voucher_service.models import Policy, Region
 from voucher_service.programme.context import Context
-from voucher_service.programme.errors import NotFound
 from voucher_service.programme.rules import check_policy_in_effect
 from voucher_service.programme.writes import append, lock
 
 
 def get_region(ctx: Context, code: str) -> Region:
-    region = ctx.session.get(Region, code)
-    if region is None:
-        raise NotFound("region", f"no region {code}")
-    return region
+    return ctx.get(Region, code, "region")
 
 
 def policy_in_effect(ctx: Context, region_code: str, on: date | None = None) -> Policy:

@@ -75,10 +75,7 @@ def provider_facts(ctx: Context, provider_id: str) -> ProviderFacts:
 
 
 def get_provider(ctx: Context, provider_id: str) -> Provider:
-    provider = ctx.session.get(Provider, provider_id)
-    if provider is None:
-        raise NotFound("provider", f"no provider {provider_id}")
-    return provider
+    return ctx.get(Provider, provider_id, "provider")
 
 
 def set_provider_status(ctx: Context, provider_id: str, status: str) -> Provider:
