@@ -12,10 +12,12 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.request
+
+from voucher_service.cli.client import ApiClient, TransportError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STOP_TIMEOUT_S = 30
+READY_POLL_TIMEOUT_S = 5
 
 
 def free_port() -> int:
@@ -60,10 +62,9 @@ class GunicornProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited with {self.process.returncode}; see {self.log_path}")
             try:
-                with urllib.request.urlopen(self.base + ready_path, timeout=5) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:  # refused while it starts, or 503 until it is ready
+                if ApiClient(self.base, timeout_s=READY_POLL_TIMEOUT_S).request("GET", ready_path).status == 200:
+                    return self
+            except TransportError:  # refused while it starts; 503 until it is ready
                 pass
             time.sleep(0.2)
         self.stop()
