@@ -6,6 +6,8 @@ import time
 from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
+from voucher_service.ledger.entry import TIMESTAMP_FORMAT
+
 PROGRAMME_TIMEZONE = "Asia/Shanghai"
 
 
@@ -14,7 +16,8 @@ def utc_now() -> datetime:
 
 
 def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """The form every timestamp of the service takes: the ledger's (entry `ts`), microseconds, UTC."""
+    return moment.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
 
 
 def local_date(moment: datetime, tz_name: str = PROGRAMME_TIMEZONE) -> date:

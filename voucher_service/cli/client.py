@@ -16,7 +16,8 @@ import json as jsonlib
 import urllib.parse
 from dataclasses import dataclass, field
 
-API_PREFIX = "/api/v1"
+from voucher_service.http import API_PREFIX  # the http package's __init__ imports no Flask
+
 DEFAULT_TIMEOUT_S = 30.0
 JSON_MEDIA_TYPE = "application/json"
 

@@ -47,6 +47,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge, RequestTimeout
 
+from voucher_service.http import API_PREFIX
 from voucher_service.http.problems import problem
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,6 @@ DEFAULT_RATE_LIMIT = "600 per minute"
 TESTING_RATE_LIMIT = "100000 per minute"
 # Liveness, readiness and scrapes must answer however busy a caller is.
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-API_PREFIX = "/api/v1"
 
 # API responses are data, never a document to render: nothing may load, nothing may frame it.
 API_CSP = "default-src 'none'; frame-ancestors 'none'"

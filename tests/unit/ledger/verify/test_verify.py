@@ -819,7 +819,7 @@ def test_key_hash_collisions_are_not_confused(log):
 
 # --- the published test vectors -------------------------------------------------------
 
-VECTORS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "schemas", "vectors", "ledger-vectors.json")
+VECTORS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "schemas", "vectors", "ledger-vectors.json")
 
 
 @pytest.fixture(scope="module")
