@@ -49,11 +49,13 @@ PUBLIC = "public"
 class Facts:
     """What binding rules read of an object: the region it belongs to (issuing,
     home or paying), its enterprise and provider, and the other regions it
-    touches (a redemption's provider region, a batch's payees' regions)."""
+    touches (a redemption's provider region, a batch's payees' regions), and
+    the ids it names (a ledger entry's refs)."""
     region: str | None = None
     enterprise_id: str | None = None
     provider_id: str | None = None
     regions_touched: frozenset[str] = frozenset()
+    refs: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Kind:
     enterprise: object = None   # column
     provider: object = None     # column
     touched: Callable[[str], object] | None = None  # region -> clause: the object touches that region
+    names: Callable[[str], object] | None = None    # id -> clause: the object names that id
 
 
 def _provider_region(provider_id: str) -> str | None:
@@ -83,16 +86,14 @@ def _settlement_regions(settlement: Settlement) -> frozenset[str]:
 
 def _entry_facts(entry: LedgerEntry) -> Facts:
     refs = frozenset(get_session().exec(select(LedgerRef.ref).where(LedgerRef.seq == entry.seq)).all())
-    return Facts(region=entry.region, regions_touched=refs)
+    return Facts(region=entry.region, refs=refs)
 
 
-def _refs_name(ref: str | None):
+def _entries_naming(ref: str | None):
     return LedgerEntry.seq.in_(select(LedgerRef.seq).where(LedgerRef.ref == ref))
 
 
 KINDS = {
-    "region": Kind("region", type(None), "regions.get_region", lambda code: Facts(region=code)),
-    "catalog_item": Kind("catalogue item", type(None), "catalog.get_item", lambda _item: Facts()),
     "provider": Kind("provider", Provider, "providers.get_provider",
                      lambda p: Facts(region=p.region, provider_id=p.id), region=Provider.region,
                      provider=Provider.id),
@@ -116,9 +117,8 @@ KINDS = {
                        region=Settlement.region,
                        touched=lambda region: Settlement.id.in_(
                            select(SettlementLine.settlement_id).where(SettlementLine.provider_region == region))),
-    # An entry's refs stand in its regions_touched: the ids it names.
     "ledger_entry": Kind("ledger entry", LedgerEntry, "ledger.entry", _entry_facts, region=LedgerEntry.region,
-                         touched=_refs_name),
+                         names=_entries_naming),
 }
 
 
@@ -171,13 +171,13 @@ def _concerns(who: Principal, facts: Facts) -> bool:
     # entries that name their enterprise or provider.
     if who.role in ("officer", "finance"):
         return _in_region(who, facts)
-    return _own_binding(who)[1] in facts.regions_touched
+    return _own_binding(who)[1] in facts.refs
 
 
 def _concerning(who: Principal, kind: Kind):
     if who.role in ("officer", "finance"):
         return _of_region(who, kind)
-    return kind.touched(_own_binding(who)[1])
+    return kind.names(_own_binding(who)[1])
 
 
 def _region_rule(text: str) -> Rule:
