@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from conftest import REPO
@@ -81,7 +81,8 @@ def setup_application(who):
 
 
 def setup_voucher(who):
-    return {"id": issue_voucher(who)["id"]}
+    voucher = issue_voucher(who)
+    return {"id": voucher["id"], "valid_until": voucher["valid_until"]}
 
 
 def setup_reserved(who):
@@ -184,6 +185,11 @@ def new_redemption_body(target):
             "service_fee_fen": 20_000, "amount_fen": 10_000}
 
 
+def extend_body(target):
+    later = date.fromisoformat(target["valid_until"]) + timedelta(days=1)
+    return {"valid_until": later.isoformat(), "reason": "delivery delayed"}
+
+
 def const(body):
     return lambda _target: body
 
@@ -204,6 +210,7 @@ OPERATIONS = {
     "list_enterprises": ("GET", "/enterprises", "world", None),
     "get_enterprise": ("GET", "/enterprises/ent-ks-003", "world", None),
     "create_enterprise_ks": ("POST", "/enterprises", "world", new_party_body("enterprise")),
+    "list_applications": ("GET", "/applications", "world", None),
     "submit_application": ("POST", "/applications", "world", const({"amount_fen": 10_000, "purpose": "x"})),
     "get_application": ("GET", "/applications/{id}", "application", None),
     "approve_application": ("POST", "/applications/{id}/approve", "application", const({})),
@@ -211,6 +218,7 @@ OPERATIONS = {
     "list_vouchers": ("GET", "/vouchers", "world", None),
     "get_voucher": ("GET", "/vouchers/{id}", "voucher", None),
     "void_voucher": ("POST", "/vouchers/{id}/void", "voucher", const({"reason": "fraud"})),
+    "extend_voucher": ("POST", "/vouchers/{id}/extend", "voucher", extend_body),
     "list_redemptions": ("GET", "/redemptions", "world", None),
     "reserve": ("POST", "/redemptions", "voucher", new_redemption_body),
     "get_redemption": ("GET", "/redemptions/{id}", "reserved", None),
@@ -239,6 +247,7 @@ OPERATIONS = {
     "ledger_receipt": ("GET", "/ledger/receipts/{id}", "entry", None),
     "ledger_export": ("GET", "/ledger/export", "world", None),
     "ledger_beancount": ("GET", "/ledger/beancount", "world", None),
+    "reports_programme": ("GET", "/reports/programme", "world", None),
 }
 
 ALL_OK = {name: 200 for name in EVERYONE}
@@ -273,6 +282,7 @@ EXPECTED = {
     "list_enterprises": {**ALL_OK, "prv_sh1": 403, "prv_sh4": 403, "prv_ks2": 403},
     "get_enterprise": OWNED_READ,
     "create_enterprise_ks": {**ALL_403, "off_ks": 201},
+    "list_applications": {**ALL_OK, "prv_sh1": 403, "prv_sh4": 403, "prv_ks2": 403},
     "submit_application": {**ALL_403, "sme_owner": 201, "sme_other_ks": 201, "sme_sh": 201},
     "get_application": OWNED_READ,
     "approve_application": APPLICATION_DECISION,
@@ -280,6 +290,7 @@ EXPECTED = {
     "list_vouchers": {**ALL_OK, "prv_sh1": 403, "prv_sh4": 403, "prv_ks2": 403},
     "get_voucher": OWNED_READ,
     "void_voucher": {**{k: (403 if v == 200 else v) for k, v in OWNED_READ.items()}, "off_ks": 200},
+    "extend_voucher": {**{k: (403 if v == 200 else v) for k, v in OWNED_READ.items()}, "off_ks": 200},
     "list_redemptions": ALL_OK,
     # Spending: only the holder; whoever cannot see the voucher is told it does not exist.
     "reserve": {**{k: (403 if v == 200 else v) for k, v in OWNED_READ.items()}, "sme_owner": 201},
@@ -315,6 +326,8 @@ EXPECTED = {
     "ledger_receipt": OWNED_READ,
     "ledger_export": {**ALL_403, "auditor": 200, "admin": 200},
     "ledger_beancount": {**ALL_403, "auditor": 200, "admin": 200},
+    # The programme's own figures are public.
+    "reports_programme": ALL_OK,
 }
 assert set(EXPECTED) == set(OPERATIONS)
 assert all(set(row) == set(EVERYONE) for row in EXPECTED.values())
@@ -528,11 +541,11 @@ def test_scheme_is_case_insensitive(actors):
     assert r.status_code == 200
 
 
-PUBLIC = {"ledger_checkpoint", "ledger_keys", "ledger_inclusion", "ledger_consistency"}
+PUBLIC = {"ledger_checkpoint", "ledger_keys", "ledger_inclusion", "ledger_consistency", "reports_programme"}
 
 
 @pytest.mark.parametrize("op", sorted(PUBLIC))
-def test_the_public_ledger_needs_no_token(app, who, op):
+def test_public_operations_need_no_token(app, who, op):
     method, template, _setup, _body = OPERATIONS[op]
     before = ledger_size(app)
     assert _call(who["anon"], method, template, None).status_code == 200
@@ -590,6 +603,7 @@ def test_an_expired_token_is_401(app):
 # --- the two halves of each binding rule agree ----------------------------------------
 
 LISTS = {  # list path -> (read path of one item, its id field)
+    "/applications": ("/applications/{}", "id"),
     "/vouchers": ("/vouchers/{}", "id"),
     "/redemptions": ("/redemptions/{}", "id"),
     "/enterprises": ("/enterprises/{}", "id"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import collections
 import os
+from datetime import date, timedelta
 
 from conftest import Actors
 from hypothesis import settings
@@ -189,6 +190,25 @@ def lifecycle_machine(databases):
             else:
                 assert r.status_code == 200, r.json
                 self.model[voucher][0] = 0
+
+        @rule(voucher=vouchers, days=st.integers(min_value=-5, max_value=400))
+        def extend(self, voucher, days):
+            """An extension moves only the last valid day, never a balance; the policy
+            (365 or 180 days past the current end) and the state decide the rest."""
+            before = self._voucher(voucher)
+            until = date.fromisoformat(before["valid_until"]) + timedelta(days=days)
+            r = self.officer[REGION_OF[self.owner[voucher]]].post(
+                f"/vouchers/{voucher}/extend", json={"valid_until": until.isoformat(), "reason": "machine"})
+            event(f"extend -> {r.status_code} {(r.json or {}).get('rule', '')}")
+            validity_days = 180 if REGION_OF[self.owner[voucher]] == "WJ" else 365
+            if before["status"] not in ("active", "exhausted"):
+                assert r.status_code == 409 and r.json["rule"] == "voucher_extendable", r.json
+            elif days <= 0:
+                assert r.status_code == 409 and r.json["rule"] == "extension_after_current_end", r.json
+            elif days > validity_days:
+                assert r.status_code == 409 and r.json["rule"] == "validity_exceeds_policy", r.json
+            else:
+                assert r.status_code == 200 and r.json["valid_until"] == until.isoformat(), r.json
 
         @invariant()
         def balances_match_model(self):

@@ -104,12 +104,22 @@ def token_revoke(token_id):
 @click.command("expire")
 @click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
               help="expire vouchers whose last valid day is before this date (default: today, Asia/Shanghai)")
+@click.option("--dry-run", is_flag=True, help="list what would expire; change nothing and append no entry")
 @with_appcontext
-def expire_command(as_of):
+def expire_command(as_of, dry_run):
     """Expire vouchers past valid_until, returning their available value to the budget."""
     day: date = as_of.date() if as_of else local_date(utc_now())
     with Session(get_engine(), expire_on_commit=False) as session:
         _require_initialised(session)
+        if dry_run:
+            # No ledger lock and no commit: a dry run must not wait behind, or block, real writes.
+            due = vouchers.vouchers_due_to_expire(_context(session, "system:expire"), day)
+            session.rollback()
+            for voucher in due:
+                click.echo(f"would expire {voucher.id} ({voucher.code}), valid until {voucher.valid_until}: "
+                           f"{voucher.available_fen} fen back to budget:{voucher.region}")
+            click.echo(f"{len(due)} voucher(s) would expire as of {day.isoformat()} (dry run: nothing changed)")
+            return
         try:
             expired = vouchers.expire_vouchers(_context(session, "system:expire"), day)
         except KeyUnavailable as exc:

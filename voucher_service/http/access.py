@@ -306,12 +306,14 @@ POLICY: dict[str, dict[str, str] | str] = {
     "enterprises.get_enterprise": {**_OWNED, "sme": "self"},
     "enterprises.create_enterprise": {"officer": "own region in body"},
     "applications.submit": {"sme": "self"},
+    "applications.list_applications": _OWNED,
     "applications.get_application": _OWNED,
     "applications.approve": {"officer": "issuing region"},
     "applications.reject": {"officer": "issuing region"},
     "vouchers.list_vouchers": _OWNED,
     "vouchers.get_voucher": _OWNED,
     "vouchers.void": {"officer": "issuing region"},
+    "vouchers.extend": {"officer": "issuing region"},
     "redemptions.list_redemptions": {"sme": "own", "provider": "own", "officer": "issuing or provider region",
                                      "finance": "issuing or provider region", **_ALL_READ},
     "redemptions.get_redemption": {"sme": "own", "provider": "own", "officer": "issuing or provider region",
@@ -342,6 +344,7 @@ POLICY: dict[str, dict[str, str] | str] = {
                        **_ALL_READ},
     "ledger.export": dict(_ALL_READ),
     "ledger.beancount": dict(_ALL_READ),
+    "reports.programme": PUBLIC,
 }
 
 # Outside the versioned API: health, metrics, the OpenAPI document and its docs.

@@ -113,3 +113,14 @@ class LedgerStampSchema(Schema):
 class ResourceSchema(Schema):
     ledger = fields.Nested(LedgerStampSchema, dump_only=True,
                            metadata={"description": "write responses only: the ledger entry the write appended"})
+
+
+# CSV files for people (payout files, programme figures), opened in spreadsheets.
+CSV_BOM = "\ufeff"  # so that Excel opens UTF-8 (Chinese names) correctly
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value: str) -> str:
+    """Text as Excel shows it, never as a formula: a provider named "=HYPERLINK(...)"
+    stays a name in a finance officer's spreadsheet."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value

@@ -95,6 +95,7 @@ from voucher_service.ledger.accounts import (
     VOUCHER_PREFIX,
     payable_account,
 )
+from voucher_service.ledger.amounts import yuan
 from voucher_service.models import Account, LedgerEntry, LedgerPosting
 
 CURRENCY = "CNY"
@@ -212,12 +213,8 @@ def ledger_account(account: str) -> str:
 # --- values ------------------------------------------------------------------
 
 def cny(fen: int) -> str:
-    """Integer fen as CNY with exactly two decimals, by integer arithmetic."""
-    if isinstance(fen, bool) or not isinstance(fen, int):
-        raise TypeError(f"amounts are integer fen, got {fen!r}")
-    sign = "-" if fen < 0 else ""
-    fen = abs(fen)
-    return f"{sign}{fen // 100}.{fen % 100:02d}"
+    """Integer fen as a Beancount CNY amount: two decimals, no thousands separator."""
+    return yuan(fen)
 
 
 def quote(text: str) -> str:

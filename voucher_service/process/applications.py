@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import date, timedelta
+from datetime import date
 
 from sqlalchemy import func
 from sqlmodel import select
@@ -61,8 +61,10 @@ def approve_application(ctx: Context, application_id: str, *, amount_fen: int | 
     cap_fen = policy.team_cap_fen if enterprise.kind == "team" else policy.enterprise_cap_fen
     rules.check_annual_cap(granted_in_year_fen(ctx, enterprise.id, today.year), amount_fen, cap_fen,
                            enterprise.kind, today.year)
-    valid_until = valid_until or today + timedelta(days=policy.validity_days - 1)
+    latest = rules.latest_valid_until(today, policy.validity_days)
+    valid_until = valid_until or latest
     rules.check_validity_window(today, valid_until)
+    rules.check_validity_within_policy(valid_until, latest, policy.validity_days, application.region)
 
     voucher = Voucher(id=new_id("vch"), code=f"{application.region}-{today.year}-{secrets.token_hex(5).upper()}",
                       application_id=application.id, enterprise_id=enterprise.id, region=application.region,

@@ -5,7 +5,7 @@ into a 409 whose detail names the rule.
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from voucher_service.programme.errors import RuleViolation
 from voucher_service.programme.rules import check_transition
@@ -133,3 +133,37 @@ def check_validity_window(valid_from: date, valid_until: date) -> None:
     if valid_until < valid_from:
         raise RuleViolation(
             "validity_window", f"validity window: valid_until {valid_until} is before valid_from {valid_from}")
+
+
+def latest_valid_until(valid_from: date, validity_days: int) -> date:
+    # validity_days counts valid_from itself: 365 days from 1 January end on 31 December.
+    return valid_from + timedelta(days=validity_days - 1)
+
+
+def latest_extension(current_until: date, validity_days: int) -> date:
+    return current_until + timedelta(days=validity_days)
+
+
+def check_validity_within_policy(valid_until: date, latest_allowed: date, validity_days: int, region: str) -> None:
+    if valid_until > latest_allowed:
+        raise RuleViolation(
+            "validity_exceeds_policy",
+            f"validity exceeds policy: {region}'s policy allows vouchers {validity_days} days of validity, "
+            f"so valid_until may be {latest_allowed} at the latest; {valid_until} requested")
+
+
+def check_voucher_extendable(status: str) -> None:
+    # Expired and voided vouchers have given their value back to the budget: extending
+    # one would bring value back to life that the ledger has already returned.
+    if status not in OPEN_VOUCHER_STATUSES:
+        raise RuleViolation(
+            "voucher_extendable",
+            f"voucher extendable: a voucher that is '{status}' cannot be extended; only active or exhausted ones")
+
+
+def check_extension_later(current_until: date, valid_until: date) -> None:
+    if valid_until <= current_until:
+        raise RuleViolation(
+            "extension_after_current_end",
+            f"extension after current end: the voucher is valid until {current_until}; "
+            f"an extension must end later, {valid_until} requested")

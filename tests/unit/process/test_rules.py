@@ -1,5 +1,5 @@
 """Every rule of the programme in isolation: allowed at the boundary, refused one fen past it."""
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -141,3 +141,36 @@ def test_voucher_transitions_refused(current, target):
 
 def test_open_vouchers_are_those_not_yet_voided_or_expired():
     assert set(rules.OPEN_VOUCHER_STATUSES) == {"active", "exhausted"}
+
+
+def test_validity_days_count_the_first_day():
+    assert rules.latest_valid_until(date(2026, 1, 1), 365) == date(2026, 12, 31)
+    assert rules.latest_valid_until(date(2026, 1, 1), 1) == date(2026, 1, 1)
+    assert rules.latest_extension(date(2026, 12, 31), 365) == date(2027, 12, 31)
+
+
+def test_validity_may_reach_the_policys_last_day_and_not_one_more():
+    latest = rules.latest_valid_until(date(2026, 1, 1), 180)
+    rules.check_validity_within_policy(latest, latest, 180, "WJ")
+    detail = refused("validity_exceeds_policy", rules.check_validity_within_policy,
+                     latest + timedelta(days=1), latest, 180, "WJ")
+    assert "validity exceeds policy" in detail and "180 days" in detail and str(latest) in detail
+
+
+@pytest.mark.parametrize("status", ["active", "exhausted"])
+def test_open_vouchers_may_be_extended(status):
+    rules.check_voucher_extendable(status)
+
+
+@pytest.mark.parametrize("status", ["expired", "voided"])
+def test_closed_vouchers_may_not_be_extended(status):
+    detail = refused("voucher_extendable", rules.check_voucher_extendable, status)
+    assert status in detail
+
+
+def test_an_extension_must_end_after_the_current_end():
+    end = date(2026, 12, 31)
+    rules.check_extension_later(end, end + timedelta(days=1))
+    for valid_until in (end, end - timedelta(days=1)):
+        detail = refused("extension_after_current_end", rules.check_extension_later, end, valid_until)
+        assert str(end) in detail

@@ -11,6 +11,7 @@ from voucher_service.cli.client import ApiClient, Reply, TransportError
 from voucher_service.cli.demo.scenario import COLUMN, ENTRIES_PAGE, STEP_WIDTH
 from voucher_service.ledger import merkle
 from voucher_service.ledger.accounts import held_account, voucher_account
+from voucher_service.ledger.amounts import yuan
 from voucher_service.ledger.canonical import canonical_bytes
 from voucher_service.ledger.verify import VerificationError
 from voucher_service.ledger.verify.entries import posting_tuples
@@ -91,9 +92,7 @@ class Ledger:
 
 
 def cny(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    fen = abs(fen)
-    return f"{sign}{fen // 100:,}.{fen % 100:02d}"
+    return yuan(fen, thousands=True)
 
 
 def phrase(status: int) -> str:

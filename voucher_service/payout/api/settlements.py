@@ -10,15 +10,18 @@ from sqlmodel import select
 
 from voucher_service.http import access
 from voucher_service.http.common import (
+    CSV_BOM,
     Blueprint,
     FullMatch,
     PageArgs,
     ResourceSchema,
     Text,
+    csv_text,
     domain_context,
     page,
     page_schema,
 )
+from voucher_service.ledger.amounts import yuan
 from voucher_service.models import Provider, Settlement
 from voucher_service.payout import periods
 from voucher_service.payout import settlement as settlements
@@ -27,7 +30,6 @@ URL = "/settlements"
 blp = Blueprint("settlements", __name__, description="Cross-region settlement batches and payout files")
 
 STATUSES = ["draft", "approved", "executed", "cancelled"]
-CSV_BOM = "\ufeff"  # so that Excel opens UTF-8 (Chinese provider names) correctly
 
 
 class LineSchema(Schema):
@@ -188,20 +190,6 @@ def payout_rows(ctx, settlement: Settlement) -> list[dict]:
                      "redemption_ids": ids.get(line.provider_id, [])})
     return rows
 
-
-def yuan(amount_fen: int) -> str:
-    """Fen as yuan with two decimals, by integer arithmetic (never a float)."""
-    sign = "-" if amount_fen < 0 else ""
-    return f"{sign}{abs(amount_fen) // 100}.{abs(amount_fen) % 100:02d}"
-
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_text(value: str) -> str:
-    """Text as Excel shows it, never as a formula: a provider named "=HYPERLINK(...)"
-    stays a name in a finance officer's spreadsheet."""
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 def payouts_csv(settlement: Settlement, rows: list[dict]) -> str:

@@ -1,9 +1,24 @@
 """Applications: an SME asks its home region for a voucher; an officer decides."""
-from flask import url_for
-from marshmallow import Schema, fields
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
+from flask import url_for
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from sqlmodel import select
+
+from voucher_service.clock import PROGRAMME_TIMEZONE, rfc3339
 from voucher_service.http import access
-from voucher_service.http.common import Blueprint, Fen, ResourceSchema, Text, domain_context
+from voucher_service.http.common import (
+    Blueprint,
+    Fen,
+    PageArgs,
+    ResourceSchema,
+    Text,
+    domain_context,
+    page,
+    page_schema,
+)
+from voucher_service.models import Application
 from voucher_service.process import applications
 from voucher_service.process.api.vouchers import VoucherSchema
 
@@ -29,6 +44,45 @@ class ApplicationDecisionSchema(ApplicationSchema):
     voucher = fields.Nested(VoucherSchema, allow_none=True)
 
 
+# Far beyond any programme, and inside what dates shifted by a UTC offset can represent.
+_DAY_RANGE = validate.Range(min=date(1900, 1, 1), max=date(9998, 12, 31))
+
+
+def LocalDay(description: str):
+    return fields.Date(validate=_DAY_RANGE,
+                       metadata={"description": f"{description} (YYYY-MM-DD, a day in {PROGRAMME_TIMEZONE})"})
+
+
+def check_day_range(data: dict, first: str, last: str) -> None:
+    if first in data and last in data and data[first] > data[last]:
+        raise ValidationError(f"must not be before {first}", field_name=last)
+
+
+def _day_start_utc(day: date) -> str:
+    return rfc3339(datetime.combine(day, time(0), ZoneInfo(PROGRAMME_TIMEZONE)))
+
+
+def within_days(query, column, args: dict, first: str, last: str):
+    """`query` narrowed to rows whose RFC 3339 UTC `column` falls in the local days
+    args[first]..args[last], both inclusive: the stored strings compare in time order."""
+    if first in args:
+        query = query.where(column >= _day_start_utc(args[first]))
+    if last in args:
+        query = query.where(column < _day_start_utc(args[last] + timedelta(days=1)))
+    return query
+
+
+class ApplicationListArgs(PageArgs):
+    status = fields.String(validate=validate.OneOf(["submitted", "approved", "rejected"]))
+    enterprise_id = fields.String(validate=validate.Length(max=40))
+    submitted_from = LocalDay("submitted on or after this day")
+    submitted_to = LocalDay("submitted on or before this day")
+
+    @validates_schema
+    def _range(self, data, **_kwargs):
+        check_day_range(data, "submitted_from", "submitted_to")
+
+
 class ApplicationCreate(Schema):
     amount_fen = Fen(required=True)
     purpose = Text(500)
@@ -36,11 +90,25 @@ class ApplicationCreate(Schema):
 
 class ApplicationApprove(Schema):
     amount_fen = Fen(metadata={"description": "at most the amount requested; defaults to it"})
-    valid_until = fields.Date(metadata={"description": "last valid day; defaults to the policy's validity"})
+    valid_until = fields.Date(metadata={"description": "last valid day; defaults to, and may not be later than, "
+                                                       "today + the policy's validity_days - 1"})
 
 
 class ApplicationReject(Schema):
     reason = Text(500)
+
+
+@blp.route("")
+@blp.arguments(ApplicationListArgs, location="query")
+@blp.response(200, page_schema(ApplicationSchema, "ApplicationPage"))
+def list_applications(args):
+    """The review queue: `status=submitted` is what awaits a decision, oldest first."""
+    query = access.visible("application", select(Application))
+    for name in ("status", "enterprise_id"):
+        if name in args:
+            query = query.where(getattr(Application, name) == args[name])
+    query = within_days(query, Application.submitted_at, args, "submitted_from", "submitted_to")
+    return page(query, Application.id, args)
 
 
 @blp.route("", methods=["POST"])

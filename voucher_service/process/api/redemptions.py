@@ -1,6 +1,6 @@
 """The unified process (服务流程统一): reserve → claim → confirm → approve, or cancel / reject."""
 from flask import url_for
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, validate, validates_schema
 from sqlmodel import select
 
 from voucher_service.http import access
@@ -16,6 +16,7 @@ from voucher_service.http.common import (
 )
 from voucher_service.models import Redemption
 from voucher_service.process import redemptions, vouchers
+from voucher_service.process.api.applications import LocalDay, check_day_range, within_days
 
 URL = "/redemptions"
 blp = Blueprint("redemptions", __name__, description="Spending a voucher at a provider")
@@ -68,6 +69,14 @@ class RedemptionReject(Schema):
 class RedemptionListArgs(PageArgs):
     status = fields.String(validate=validate.OneOf(STATUSES))
     voucher_id = fields.String(validate=validate.Length(max=40))
+    provider_id = fields.String(validate=validate.Length(max=40))
+    enterprise_id = fields.String(validate=validate.Length(max=40))
+    reserved_from = LocalDay("reserved on or after this day")
+    reserved_to = LocalDay("reserved on or before this day")
+
+    @validates_schema
+    def _range(self, data, **_kwargs):
+        check_day_range(data, "reserved_from", "reserved_to")
 
 
 def _load(redemption_id: str):
@@ -80,9 +89,10 @@ def _load(redemption_id: str):
 @blp.response(200, page_schema(RedemptionSchema, "RedemptionPage"))
 def list_redemptions(args):
     query = access.visible("redemption", select(Redemption))
-    for name in ("status", "voucher_id"):
+    for name in ("status", "voucher_id", "provider_id", "enterprise_id"):
         if name in args:
             query = query.where(getattr(Redemption, name) == args[name])
+    query = within_days(query, Redemption.reserved_at, args, "reserved_from", "reserved_to")
     return page(query, Redemption.id, args)
 
 

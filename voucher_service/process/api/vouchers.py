@@ -48,6 +48,13 @@ class VoucherVoid(Schema):
     reason = Text(500)
 
 
+class VoucherExtend(Schema):
+    valid_until = fields.Date(required=True, metadata={
+        "description": "the new last valid day: after the current one, and at most the policy's validity_days "
+                       "beyond it"})
+    reason = Text(500)
+
+
 @blp.route("")
 @blp.arguments(VoucherListArgs, location="query")
 @blp.response(200, page_schema(VoucherSchema, "VoucherPage"))
@@ -72,3 +79,11 @@ def get_voucher(voucher_id):
 def void(body, voucher_id):
     access.load("voucher", voucher_id)
     return vouchers.void_voucher(domain_context(), voucher_id, **body)
+
+
+@blp.route("/<string:voucher_id>/extend", methods=["POST"])
+@blp.arguments(VoucherExtend)
+@blp.response(200, VoucherSchema)
+def extend(body, voucher_id):
+    access.load("voucher", voucher_id)
+    return vouchers.extend_voucher(domain_context(), voucher_id, **body)
