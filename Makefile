@@ -59,6 +59,7 @@ bench: $(BIN)/vouchers
 	$(BIN)/python bench/bench_merkle.py
 	$(BIN)/python bench/bench_verify.py --entries 300000
 	$(BIN)/python bench/bench_reconciliation.py --repeat 2
+	$(BIN)/python bench/bench_entries.py
 	$(BIN)/python bench/bench_memory.py
 
 clean:

@@ -3,18 +3,22 @@ keys, proofs, entries, the JSON Lines export and receipts."""
 from __future__ import annotations
 
 import json
+import re
+from datetime import date, datetime, time, timezone
+from zoneinfo import ZoneInfo
 
 from flask import Response, current_app, stream_with_context
 from flask_smorest import abort
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlmodel import Session, select
 
+from voucher_service.clock import PROGRAMME_TIMEZONE, rfc3339
 from voucher_service.db import get_engine, get_session, read_only, writing
 from voucher_service.http import access
-from voucher_service.http.common import Blueprint
+from voucher_service.http.common import Blueprint, FullMatch
 from voucher_service.journal import beancount as beancount_export
 from voucher_service.journal import tree
-from voucher_service.models import LedgerEntry
+from voucher_service.models import LedgerEntry, LedgerRef
 
 URL = "/ledger"
 blp = Blueprint("ledger", __name__, description="The signed, append-only ledger and its proofs")
@@ -24,6 +28,14 @@ MAX_SEQ = 2**53
 EXPORT_BATCH = 1000
 TEXT_PLAIN = "text/plain; charset=utf-8"
 JSON_LINES = "application/jsonl"
+KIND_PATTERN = r"^[a-z][a-z_]*(\.[a-z][a-z_]*)+$"
+REGION_PATTERN = r"^[A-Z]{2,8}$"
+# TYPE is a refs key of the entry JSON (voucher, enterprise, region, ...); ID
+# is what ledger_ref stores (the values alone, at most 80 characters).
+REF_PATTERN = r"^[a-z][a-z_]{0,31}:[^\s:]{1,80}$"
+# How many index rows one page may read past refs of another type (a region
+# code that is also a category code, say) before it returns what it has.
+MAX_SCANNED_ROWS = 10 * MAX_ENTRIES_PAGE
 
 
 class KeySchema(Schema):
@@ -81,9 +93,47 @@ class EntrySchema(Schema):
     sig = fields.Nested(SignatureSchema)
 
 
+class Moment(fields.String):
+    """An RFC 3339 timestamp (any offset), or a date YYYY-MM-DD meaning its
+    midnight in the programme's time zone (Asia/Shanghai); loaded as the
+    ledger's own ts form (UTC, microseconds), which sorts as text."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+                moment = datetime.combine(date.fromisoformat(text), time(0), ZoneInfo(PROGRAMME_TIMEZONE))
+            elif re.fullmatch(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})", text):
+                # datetime takes at most microseconds: a finer fraction is cut, never rounded up.
+                text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+                moment = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+            else:
+                raise ValueError
+            return rfc3339(moment.astimezone(timezone.utc))
+        except (ValueError, OverflowError):
+            raise ValidationError("Not an RFC 3339 timestamp (2025-01-02T08:00:00Z) "
+                                  "nor a date (2025-01-02, midnight Asia/Shanghai).") from None
+
+
 class EntriesArgs(Schema):
     start = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_SEQ))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=MAX_ENTRIES_PAGE))
+    kind = fields.String(validate=[validate.Length(max=64), FullMatch(KIND_PATTERN)],
+                         metadata={"description": "exactly this kind, e.g. voucher.issued"})
+    region = fields.String(validate=FullMatch(REGION_PATTERN),
+                           metadata={"description": "recorded by this region's authority"})
+    ref = fields.String(validate=FullMatch(REF_PATTERN),
+                        metadata={"description": "TYPE:ID, an entry whose refs map TYPE to ID, "
+                                                 "e.g. voucher:vch_... or enterprise:ent-ks-003"})
+    from_ = Moment(data_key="from", metadata={"description": "ts at or after: RFC 3339, or a date "
+                                                            "YYYY-MM-DD (midnight Asia/Shanghai)"})
+    to = Moment(metadata={"description": "ts before (exclusive): RFC 3339, or a date YYYY-MM-DD "
+                                         "(midnight Asia/Shanghai)"})
+
+    @validates_schema
+    def _window(self, data, **_kwargs):
+        if "from_" in data and "to" in data and data["from_"] > data["to"]:
+            raise ValidationError("must not be after `to`.", "from")
 
 
 class EntriesPage(Schema):
@@ -169,11 +219,67 @@ def consistency(args):
 @blp.arguments(EntriesArgs, location="query")
 @blp.response(200, EntriesPage)
 def entries(args):
-    query = access.visible("ledger_entry", select(LedgerEntry).where(LedgerEntry.seq >= args["start"]))
-    rows = get_session().exec(query.order_by(LedgerEntry.seq).limit(args["limit"] + 1)).all()
-    more = len(rows) > args["limit"]
-    rows = rows[: args["limit"]]
-    return {"items": [_entry_json(r) for r in rows], "next_start": rows[-1].seq + 1 if more else None}
+    """Entries in seq order from `start`, narrowed by every filter given (and
+    by what the caller may see). A page may hold fewer than `limit` items
+    while next_start is not null (see MAX_SCANNED_ROWS): only a null
+    next_start means there are no more."""
+    session = get_session()
+    query = access.visible("ledger_entry", filtered_entries(session, select(LedgerEntry), args))
+    return page_of_entries(session, query, args)
+
+
+def _first_seq_at_or_after(session, ts: str) -> int | None:
+    return session.exec(select(LedgerEntry.seq).where(LedgerEntry.ts >= ts)
+                        .order_by(LedgerEntry.ts, LedgerEntry.seq).limit(1)).first()
+
+
+def filtered_entries(session, query, args):
+    """`query` narrowed by the filters of EntriesArgs, in SQL; a ref's TYPE is
+    checked by page_of_entries, as ledger_ref holds the ids alone.
+
+    The time window is also turned into a stretch of seq, found with one probe
+    of the (ts, seq) index per bound: ts never decreases along seq (the write
+    path reads the clock after taking the ledger lock), and with a seq range a
+    page reads `limit` rows however deep in the log the window lies, where the
+    ts predicate alone has the database scan from `start` or sort the whole
+    window. The ts predicates stay, so that even if a clock step broke that
+    order no entry outside [from, to) is returned."""
+    if "kind" in args:
+        query = query.where(LedgerEntry.kind == args["kind"])
+    if "region" in args:
+        query = query.where(LedgerEntry.region == args["region"])
+    if "ref" in args:
+        ref_id = args["ref"].split(":", 1)[1]
+        query = query.where(LedgerEntry.seq.in_(select(LedgerRef.seq).where(LedgerRef.ref == ref_id)))
+    if "from_" in args:
+        first = _first_seq_at_or_after(session, args["from_"])
+        query = query.where(LedgerEntry.ts >= args["from_"], LedgerEntry.seq >= (MAX_SEQ if first is None else first))
+    if "to" in args:
+        end = _first_seq_at_or_after(session, args["to"])
+        query = query.where(LedgerEntry.ts < args["to"])
+        if end is not None:
+            query = query.where(LedgerEntry.seq < end)
+    return query
+
+
+def page_of_entries(session, query, args) -> dict:
+    ref_type, ref_id = args["ref"].split(":", 1) if "ref" in args else (None, None)
+    limit, start, items, scanned = args["limit"], args["start"], [], 0
+    while True:
+        batch = session.exec(query.where(LedgerEntry.seq >= start)
+                             .order_by(LedgerEntry.seq).limit(limit + 1)).all()
+        for row in batch:
+            entry = _entry_json(row)
+            if ref_type is None or entry["refs"].get(ref_type) == ref_id:
+                if len(items) == limit:
+                    return {"items": items, "next_start": items[-1]["seq"] + 1}
+                items.append(entry)
+        scanned += len(batch)
+        if len(batch) <= limit:
+            return {"items": items, "next_start": None}
+        start = batch[-1].seq + 1
+        if scanned >= MAX_SCANNED_ROWS:
+            return {"items": items, "next_start": start}
 
 
 @blp.route("/entries/<int:seq>")
