@@ -14,6 +14,7 @@ from voucher_service.http.common import (
     domain_context,
     page,
     page_schema,
+    where_equal,
 )
 from voucher_service.models import CatalogItem
 
@@ -62,10 +63,7 @@ class CatalogListArgs(PageArgs):
 @blp.response(200, page_schema(CatalogItemSchema, "CatalogPage"))
 def list_items(args):
     query = select(CatalogItem)
-    if "category" in args:
-        query = query.where(CatalogItem.category == args["category"])
-    if "active" in args:
-        query = query.where(CatalogItem.active == args["active"])
+    query = where_equal(query, CatalogItem, args, ("category", "active"))
     return page(query, CatalogItem.code, args)
 
 

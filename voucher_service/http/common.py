@@ -79,6 +79,14 @@ def encode_cursor(last_id: str) -> str:
     return base64.urlsafe_b64encode(last_id.encode("utf-8")).decode("ascii").rstrip("=")
 
 
+def where_equal(query, model, args, names):
+    """`query` narrowed to rows whose column equals each of these list filters given in `args`."""
+    for name in names:
+        if name in args:
+            query = query.where(getattr(model, name) == args[name])
+    return query
+
+
 def page(query, id_column, args) -> dict:
     """Keyset pagination on an id column: stable under concurrent inserts."""
     after = decode_cursor(args.get("cursor"))

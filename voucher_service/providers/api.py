@@ -12,6 +12,7 @@ from voucher_service.http.common import (
     domain_context,
     page,
     page_schema,
+    where_equal,
 )
 from voucher_service.models import Provider, ProviderCategory
 from voucher_service.providers import service as providers
@@ -59,9 +60,7 @@ def provider_view(ctx, provider: Provider) -> dict:
 def list_providers(args):
     ctx = domain_context()
     query = select(Provider)
-    for name in ("region", "status"):
-        if name in args:
-            query = query.where(getattr(Provider, name) == args[name])
+    query = where_equal(query, Provider, args, ("region", "status"))
     if "category" in args:
         query = query.where(Provider.id.in_(select(ProviderCategory.provider_id)
                                             .where(ProviderCategory.category == args["category"])))

@@ -20,6 +20,7 @@ from voucher_service.http.common import (
     domain_context,
     page,
     page_schema,
+    where_equal,
 )
 from voucher_service.ledger.amounts import yuan
 from voucher_service.models import Provider, Settlement
@@ -141,9 +142,7 @@ def create(body):
 def list_settlements(args):
     ctx = domain_context()
     query = access.visible("settlement", select(Settlement))
-    for name in ("status", "period"):
-        if name in args:
-            query = query.where(getattr(Settlement, name) == args[name])
+    query = where_equal(query, Settlement, args, ("status", "period"))
     result = page(query, Settlement.id, args)
     result["items"] = [settlement_view(ctx, s) for s in result["items"]]
     return result

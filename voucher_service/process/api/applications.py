@@ -17,6 +17,7 @@ from voucher_service.http.common import (
     domain_context,
     page,
     page_schema,
+    where_equal,
 )
 from voucher_service.models import Application
 from voucher_service.process import applications
@@ -104,9 +105,7 @@ class ApplicationReject(Schema):
 def list_applications(args):
     """The review queue: `status=submitted` is what awaits a decision, oldest first."""
     query = access.visible("application", select(Application))
-    for name in ("status", "enterprise_id"):
-        if name in args:
-            query = query.where(getattr(Application, name) == args[name])
+    query = where_equal(query, Application, args, ("status", "enterprise_id"))
     query = within_days(query, Application.submitted_at, args, "submitted_from", "submitted_to")
     return page(query, Application.id, args)
 

@@ -13,6 +13,7 @@ from voucher_service.http.common import (
     domain_context,
     page,
     page_schema,
+    where_equal,
 )
 from voucher_service.models import Redemption
 from voucher_service.process import redemptions, vouchers
@@ -89,9 +90,7 @@ def _load(redemption_id: str):
 @blp.response(200, page_schema(RedemptionSchema, "RedemptionPage"))
 def list_redemptions(args):
     query = access.visible("redemption", select(Redemption))
-    for name in ("status", "voucher_id", "provider_id", "enterprise_id"):
-        if name in args:
-            query = query.where(getattr(Redemption, name) == args[name])
+    query = where_equal(query, Redemption, args, ("status", "voucher_id", "provider_id", "enterprise_id"))
     query = within_days(query, Redemption.reserved_at, args, "reserved_from", "reserved_to")
     return page(query, Redemption.id, args)
 

@@ -11,6 +11,7 @@ from voucher_service.http.common import (
     domain_context,
     page,
     page_schema,
+    where_equal,
 )
 from voucher_service.models import Voucher
 from voucher_service.process import vouchers
@@ -60,10 +61,7 @@ class VoucherExtend(Schema):
 @blp.response(200, page_schema(VoucherSchema, "VoucherPage"))
 def list_vouchers(args):
     query = access.visible("voucher", select(Voucher))
-    if "status" in args:
-        query = query.where(Voucher.status == args["status"])
-    if "enterprise_id" in args:
-        query = query.where(Voucher.enterprise_id == args["enterprise_id"])
+    query = where_equal(query, Voucher, args, ("status", "enterprise_id"))
     return page(query, Voucher.id, args)
 
 
