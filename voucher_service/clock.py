@@ -4,6 +4,7 @@ from __future__ import annotations
 import secrets
 import time
 from datetime import date, datetime, timezone
+from datetime import time as time_of_day
 from zoneinfo import ZoneInfo
 
 from voucher_service.ledger.entry import TIMESTAMP_FORMAT
@@ -18,6 +19,12 @@ def utc_now() -> datetime:
 def rfc3339(moment: datetime) -> str:
     """The form every timestamp of the service takes: the ledger's (entry `ts`), microseconds, UTC."""
     return moment.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
+
+
+def local_midnight_utc(day: date, tz_name: str = PROGRAMME_TIMEZONE) -> str:
+    """The first instant of `day` in the programme's time zone, as an RFC 3339 UTC
+    string: the bound that periods, reports and date filters compare stored ts with."""
+    return rfc3339(datetime.combine(day, time_of_day(0), ZoneInfo(tz_name)))
 
 
 def local_date(moment: datetime, tz_name: str = PROGRAMME_TIMEZONE) -> date:

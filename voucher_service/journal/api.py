@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime, time, timezone
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, timezone
 
 from flask import Response, current_app, stream_with_context
 from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlmodel import Session, select
 
-from voucher_service.clock import PROGRAMME_TIMEZONE, rfc3339
+from voucher_service.clock import local_midnight_utc, rfc3339
 from voucher_service.db import get_engine, get_session, read_only, writing
 from voucher_service.http import access
 from voucher_service.http.common import Blueprint, FullMatch
@@ -102,7 +101,7 @@ class Moment(fields.String):
         text = super()._deserialize(value, attr, data, **kwargs)
         try:
             if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-                moment = datetime.combine(date.fromisoformat(text), time(0), ZoneInfo(PROGRAMME_TIMEZONE))
+                return local_midnight_utc(date.fromisoformat(text))
             elif re.fullmatch(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})", text):
                 # datetime takes at most microseconds: a finer fraction is cut, never rounded up.
                 text = re.sub(r"(\.\d{6})\d+", r"\1", text)

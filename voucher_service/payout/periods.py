@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time
-from zoneinfo import ZoneInfo
+from datetime import date
 
-from voucher_service.clock import PROGRAMME_TIMEZONE, rfc3339
+from voucher_service.clock import PROGRAMME_TIMEZONE, local_midnight_utc
 from voucher_service.programme.errors import InvalidInput
 
 # ASCII digits only and matched with fullmatch (a "$" alone would let a final
@@ -30,9 +29,7 @@ class Period:
 
     def bounds_utc(self, tz_name: str = PROGRAMME_TIMEZONE) -> tuple[str, str]:
         """[start, end) as RFC 3339 UTC strings: local midnights of the programme's time zone."""
-        zone = ZoneInfo(tz_name)
-        return (rfc3339(datetime.combine(self.first_day, time(0), zone)),
-                rfc3339(datetime.combine(self.end_day, time(0), zone)))
+        return local_midnight_utc(self.first_day, tz_name), local_midnight_utc(self.end_day, tz_name)
 
 
 def parse_period(text: str) -> Period:

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time
-from zoneinfo import ZoneInfo
+from datetime import date
 
 from sqlalchemy import and_, case, func, literal, or_, select
 
-from voucher_service.clock import PROGRAMME_TIMEZONE, local_date, rfc3339
+from voucher_service.clock import PROGRAMME_TIMEZONE, local_date, local_midnight_utc
 from voucher_service.ledger.accounts import BUDGET_PREFIX, PAID_PREFIX, PAYABLE_PREFIX, VOUCHER_PREFIX
 from voucher_service.models import LedgerHead, LedgerPosting, Provider, Region
 from voucher_service.payout.periods import MAX_YEAR, MIN_YEAR
@@ -65,13 +64,12 @@ def months_between(first: str, last: str, tz_name: str = PROGRAMME_TIMEZONE) -> 
         raise InvalidInput("to", f"to ({last}) is before from ({first})")
     if count > MAX_MONTHS:
         raise InvalidInput("to", f"at most {MAX_MONTHS} months per report ({count} asked)")
-    zone = ZoneInfo(tz_name)
     months = []
     for _ in range(count):
         following = (year + month // 12, month % 12 + 1)
         months.append(Month(f"{year:04d}-{month:02d}",
-                            rfc3339(datetime.combine(date(year, month, 1), time(0), zone)),
-                            rfc3339(datetime.combine(date(*following, 1), time(0), zone))))
+                            local_midnight_utc(date(year, month, 1), tz_name),
+                            local_midnight_utc(date(*following, 1), tz_name)))
         year, month = following
     return months
 

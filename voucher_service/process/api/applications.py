@@ -1,12 +1,11 @@
 """Applications: an SME asks its home region for a voucher; an officer decides."""
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
 from flask import url_for
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlmodel import select
 
-from voucher_service.clock import PROGRAMME_TIMEZONE, rfc3339
+from voucher_service.clock import PROGRAMME_TIMEZONE, local_midnight_utc
 from voucher_service.http import access
 from voucher_service.http.common import (
     Blueprint,
@@ -59,17 +58,13 @@ def check_day_range(data: dict, first: str, last: str) -> None:
         raise ValidationError(f"must not be before {first}", field_name=last)
 
 
-def _day_start_utc(day: date) -> str:
-    return rfc3339(datetime.combine(day, time(0), ZoneInfo(PROGRAMME_TIMEZONE)))
-
-
 def within_days(query, column, args: dict, first: str, last: str):
     """`query` narrowed to rows whose RFC 3339 UTC `column` falls in the local days
     args[first]..args[last], both inclusive: the stored strings compare in time order."""
     if first in args:
-        query = query.where(column >= _day_start_utc(args[first]))
+        query = query.where(column >= local_midnight_utc(args[first]))
     if last in args:
-        query = query.where(column < _day_start_utc(args[last] + timedelta(days=1)))
+        query = query.where(column < local_midnight_utc(args[last] + timedelta(days=1)))
     return query
 
 
