@@ -29,6 +29,7 @@ from flask_smorest import abort
 from sqlmodel import or_, select, true
 
 from voucher_service.db import get_session
+from voucher_service.http.access_table import POLICY, PUBLIC, UNVERSIONED_PUBLIC
 from voucher_service.http.auth import ROLES, Principal
 from voucher_service.models import (
     Application,
@@ -42,7 +43,6 @@ from voucher_service.models import (
     Voucher,
 )
 
-PUBLIC = "public"
 
 
 @dataclass(frozen=True)
@@ -196,6 +196,7 @@ RULES: dict[str, Rule] = {
     "own": Rule("objects of its own enterprise (SME) or provider (provider)", _owns, _owned),
     "own region": _region_rule("objects of its own region"),
     "own region in body": _region_rule("the `region` of the request body must be its own"),
+    "own region in path": _region_rule("the region named in the path (`/regions/{code}/…`) must be its own"),
     "home region": _region_rule("the object's home region (a provider's or an enterprise's) must be its own"),
     "issuing region": _region_rule(
         "the region that issued the voucher or received the application must be its own"),
@@ -214,6 +215,7 @@ RULES: dict[str, Rule] = {
 # What a refusal tells the caller it would have needed, per rule.
 REFUSALS = {
     "own region in body": "an officer registers in its own region only: `region` must be {who.region}",
+    "own region in path": "only a {who.role} of {facts.region} may do this",
     "home region": "only an officer of the home region ({facts.region}) may do this",
     "issuing region": "only an officer of the issuing region ({facts.region}) may do this",
     "holder": "only the enterprise holding the voucher may do this",
@@ -284,72 +286,6 @@ def visible(kind_name: str, query):
     if rule is None:
         abort(403, message=f"role '{who.role}' may not do this")
     return query.where(RULES[rule].narrows(who, KINDS[kind_name]))
-
-
-_ALL_READ = {"auditor": "all", "admin": "all"}
-_EVERYONE = {role: "any" for role in ROLES}
-_OWNED = {"sme": "own", "officer": "own region", "finance": "own region", **_ALL_READ}
-
-POLICY: dict[str, dict[str, str] | str] = {
-    "regions.list_regions": _EVERYONE,
-    "regions.get_region": _EVERYONE,
-    "catalog.list_items": _EVERYONE,
-    "catalog.get_item": _EVERYONE,
-    "catalog.create_item": {"officer": "any"},
-    "catalog.update_item": {"officer": "any"},
-    "providers.list_providers": _EVERYONE,
-    "providers.get_provider": _EVERYONE,
-    "providers.create_provider": {"officer": "own region in body"},
-    "providers.suspend_provider": {"officer": "home region"},
-    "providers.reinstate_provider": {"officer": "home region"},
-    "enterprises.list_enterprises": {**_OWNED, "sme": "self"},
-    "enterprises.get_enterprise": {**_OWNED, "sme": "self"},
-    "enterprises.create_enterprise": {"officer": "own region in body"},
-    "applications.submit": {"sme": "self"},
-    "applications.list_applications": _OWNED,
-    "applications.get_application": _OWNED,
-    "applications.approve": {"officer": "issuing region"},
-    "applications.reject": {"officer": "issuing region"},
-    "vouchers.list_vouchers": _OWNED,
-    "vouchers.get_voucher": _OWNED,
-    "vouchers.void": {"officer": "issuing region"},
-    "vouchers.extend": {"officer": "issuing region"},
-    "redemptions.list_redemptions": {"sme": "own", "provider": "own", "officer": "issuing or provider region",
-                                     "finance": "issuing or provider region", **_ALL_READ},
-    "redemptions.get_redemption": {"sme": "own", "provider": "own", "officer": "issuing or provider region",
-                                   "finance": "issuing or provider region", **_ALL_READ},
-    "redemptions.reserve": {"sme": "holder"},
-    "redemptions.claim": {"provider": "provider of it"},
-    "redemptions.confirm": {"sme": "holder"},
-    "redemptions.cancel": {"sme": "holder"},
-    "redemptions.approve": {"officer": "issuing region"},
-    "redemptions.reject": {"officer": "issuing region"},
-    "settlements.create": {"finance": "paying region"},
-    "settlements.list_settlements": {"finance": "touched region", **_ALL_READ},
-    "settlements.get_settlement": {"finance": "touched region", **_ALL_READ},
-    "settlements.payouts": {"finance": "touched region", **_ALL_READ},
-    "settlements.approve": {"finance": "touched region"},
-    "settlements.execute": {"finance": "paying region"},
-    "settlements.cancel": {"finance": "paying region"},
-    "reconciliation.get_statement": {"finance": "own region statement", **_ALL_READ},
-    "ledger.checkpoint": PUBLIC,
-    "ledger.keys": PUBLIC,
-    "ledger.inclusion": PUBLIC,
-    "ledger.consistency": PUBLIC,
-    "ledger.entries": {**{role: "concerning it" for role in ("sme", "provider", "officer", "finance")},
-                       **_ALL_READ},
-    "ledger.entry": {**{role: "concerning it" for role in ("sme", "provider", "officer", "finance")},
-                     **_ALL_READ},
-    "ledger.receipt": {**{role: "concerning it" for role in ("sme", "provider", "officer", "finance")},
-                       **_ALL_READ},
-    "ledger.export": dict(_ALL_READ),
-    "ledger.beancount": dict(_ALL_READ),
-    "reports.programme": PUBLIC,
-}
-
-# Outside the versioned API: health, metrics, the OpenAPI document and its docs.
-UNVERSIONED_PUBLIC = {"health.healthz", "health.readyz", "health.metrics", "api-docs.openapi_json",
-                      "api-docs.openapi_swagger_ui", "docs_assets", "static"}
 
 
 def is_public(endpoint: str | None) -> bool:

@@ -1,0 +1,75 @@
+"""Who may call what: for every endpoint, each role allowed to call it and
+the binding rule (http/access.py's RULES) it is held to. The table only: the
+rules' meaning and their enforcement live in http/access.py.
+"""
+from __future__ import annotations
+
+from voucher_service.http.auth import ROLES
+
+PUBLIC = "public"
+
+_ALL_READ = {"auditor": "all", "admin": "all"}
+_EVERYONE = {role: "any" for role in ROLES}
+_OWNED = {"sme": "own", "officer": "own region", "finance": "own region", **_ALL_READ}
+
+POLICY: dict[str, dict[str, str] | str] = {
+    "regions.list_regions": _EVERYONE,
+    "regions.get_region": _EVERYONE,
+    "catalog.list_items": _EVERYONE,
+    "catalog.get_item": _EVERYONE,
+    "catalog.create_item": {"officer": "any"},
+    "catalog.update_item": {"officer": "any"},
+    "providers.list_providers": _EVERYONE,
+    "providers.get_provider": _EVERYONE,
+    "providers.create_provider": {"officer": "own region in body"},
+    "providers.suspend_provider": {"officer": "home region"},
+    "providers.reinstate_provider": {"officer": "home region"},
+    "enterprises.list_enterprises": {**_OWNED, "sme": "self"},
+    "enterprises.get_enterprise": {**_OWNED, "sme": "self"},
+    "enterprises.create_enterprise": {"officer": "own region in body"},
+    "applications.submit": {"sme": "self"},
+    "applications.list_applications": _OWNED,
+    "applications.get_application": _OWNED,
+    "applications.approve": {"officer": "issuing region"},
+    "applications.reject": {"officer": "issuing region"},
+    "vouchers.list_vouchers": _OWNED,
+    "vouchers.get_voucher": _OWNED,
+    "vouchers.void": {"officer": "issuing region"},
+    "vouchers.extend": {"officer": "issuing region"},
+    "redemptions.list_redemptions": {"sme": "own", "provider": "own", "officer": "issuing or provider region",
+                                     "finance": "issuing or provider region", **_ALL_READ},
+    "redemptions.get_redemption": {"sme": "own", "provider": "own", "officer": "issuing or provider region",
+                                   "finance": "issuing or provider region", **_ALL_READ},
+    "redemptions.reserve": {"sme": "holder"},
+    "redemptions.claim": {"provider": "provider of it"},
+    "redemptions.confirm": {"sme": "holder"},
+    "redemptions.cancel": {"sme": "holder"},
+    "redemptions.approve": {"officer": "issuing region"},
+    "redemptions.reject": {"officer": "issuing region"},
+    "settlements.create": {"finance": "paying region"},
+    "settlements.list_settlements": {"finance": "touched region", **_ALL_READ},
+    "settlements.get_settlement": {"finance": "touched region", **_ALL_READ},
+    "settlements.payouts": {"finance": "touched region", **_ALL_READ},
+    "settlements.approve": {"finance": "touched region"},
+    "settlements.execute": {"finance": "paying region"},
+    "settlements.cancel": {"finance": "paying region"},
+    "reconciliation.get_statement": {"finance": "own region statement", **_ALL_READ},
+    "ledger.checkpoint": PUBLIC,
+    "ledger.keys": PUBLIC,
+    "ledger.inclusion": PUBLIC,
+    "ledger.consistency": PUBLIC,
+    "ledger.entries": {**{role: "concerning it" for role in ("sme", "provider", "officer", "finance")},
+                       **_ALL_READ},
+    "ledger.entry": {**{role: "concerning it" for role in ("sme", "provider", "officer", "finance")},
+                     **_ALL_READ},
+    "ledger.receipt": {**{role: "concerning it" for role in ("sme", "provider", "officer", "finance")},
+                       **_ALL_READ},
+    "ledger.export": dict(_ALL_READ),
+    "ledger.beancount": dict(_ALL_READ),
+    "reports.programme": PUBLIC,
+}
+
+# Outside the versioned API: health, metrics, the OpenAPI document and its docs.
+UNVERSIONED_PUBLIC = {"health.healthz", "health.readyz", "health.metrics", "api-docs.openapi_json",
+                      "api-docs.openapi_swagger_ui", "docs_assets", "static"}
+
