@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from contextlib import contextmanager
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -26,6 +27,25 @@ def assert_problem(response, status):
     assert isinstance(body["title"], str) and body["title"]
     assert isinstance(body.get("detail"), str) and body["detail"]
     return body
+
+
+def assert_rule(response, rule: str, *phrases: str):
+    """A 409 refusal that names its rule, in `rule` and in words at the start of `detail`."""
+    body = assert_problem(response, 409)
+    assert body.get("rule") == rule, body
+    assert rule.replace("_", " ") in body["detail"].lower(), body["detail"]
+    for phrase in phrases:
+        assert phrase in body["detail"], body["detail"]
+    return body
+
+
+@contextmanager
+def nothing_changes(app):
+    """Every request in the block is refused: no ledger entry, no balance moves."""
+    size, accounts = ledger_size(app), account_balances(app)
+    yield
+    assert ledger_size(app) == size, "a refused request appended a ledger entry"
+    assert account_balances(app) == accounts, "a refused request moved money"
 
 
 def ok(response, status=200):

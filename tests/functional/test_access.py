@@ -190,6 +190,26 @@ def extend_body(target):
     return {"valid_until": later.isoformat(), "reason": "delivery delayed"}
 
 
+POLICY_BODY = {"enterprise_cap_fen": 20_000_000, "team_cap_fen": 5_000_000, "subsidy_ratio_bp": 5000,
+               "validity_days": 365, "payout_cycle": "monthly", "budget_fen": 100_000_000}
+
+
+def new_region_body(_target):
+    code = "X" + "".join(secrets.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(5))
+    return {"code": code, "name_zh": "新成员", "name_en": "New member",
+            "policy": {**POLICY_BODY, "effective_from": date.today().isoformat()}}
+
+
+def future_policy_body(_target):
+    # One policy a day per region: every call a later day.
+    return {**POLICY_BODY, "effective_from": (date.today() + timedelta(days=30 + next(_counter))).isoformat()}
+
+
+def funding_body(_target):
+    return {"amount_fen": 1_000, "fiscal_year": datetime.now(timezone(timedelta(hours=8))).year,
+            "reference": f"KS-{next(_counter)}"}
+
+
 def const(body):
     return lambda _target: body
 
@@ -198,6 +218,10 @@ def const(body):
 OPERATIONS = {
     "list_regions": ("GET", "/regions", "world", None),
     "get_region": ("GET", "/regions/KS", "world", None),
+    "create_region": ("POST", "/regions", "world", new_region_body),
+    "adopt_policy_ks": ("POST", "/regions/KS/policies", "world", future_policy_body),
+    "fund_budget_ks": ("POST", "/regions/KS/budget", "world", funding_body),
+    "get_budget_ks": ("GET", "/regions/KS/budget", "world", None),
     "list_catalog": ("GET", "/catalog", "world", None),
     "get_catalog_item": ("GET", "/catalog/TS-01", "world", None),
     "create_catalog_item": ("POST", "/catalog", "world", new_catalog_body),
@@ -269,6 +293,11 @@ SETTLEMENT_ACT = {k: (403 if v == 200 else v) for k, v in SETTLEMENT_READ.items(
 EXPECTED = {
     "list_regions": ALL_OK,
     "get_region": ALL_OK,
+    # New member regions are the operator's; policies the region's officers', money its finance officers'.
+    "create_region": {**ALL_403, "admin": 201},
+    "adopt_policy_ks": {**ALL_403, "off_ks": 201},
+    "fund_budget_ks": {**ALL_403, "fin_ks": 201},
+    "get_budget_ks": {**ALL_403, "off_ks": 200, "fin_ks": 200, "auditor": 200, "admin": 200},
     "list_catalog": ALL_OK,
     "get_catalog_item": ALL_OK,
     "create_catalog_item": {**ALL_403, "off_ks": 201, "off_sh": 201, "off_wj": 201},

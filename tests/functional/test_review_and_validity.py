@@ -11,12 +11,11 @@ import json
 from datetime import date, datetime, timedelta
 
 import pytest
+from helpers import SHANGHAI, assert_problem, assert_rule, ledger_size, ok
 from sqlmodel import Session, select
 
 from voucher_service.db import get_engine
 from voucher_service.models import Application, LedgerEntry, Redemption
-
-from helpers import SHANGHAI, assert_problem, ledger_size, ok
 
 KS_VALIDITY_DAYS = 365  # seeds/regions.json, KS's policy in effect
 WJ_VALIDITY_DAYS = 180
@@ -65,12 +64,6 @@ def last_entry(app) -> dict:
         row = session.exec(select(LedgerEntry).order_by(LedgerEntry.seq.desc())).first()
         return json.loads(row.canonical)
 
-
-def assert_rule(response, rule):
-    body = assert_problem(response, 409)
-    assert body.get("rule") == rule, body
-    assert rule.replace("_", " ") in body["detail"].lower(), body["detail"]
-    return body
 
 
 # --- the application review queue --------------------------------------------------------

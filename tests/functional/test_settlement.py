@@ -11,17 +11,24 @@ from __future__ import annotations
 import csv
 import io
 import json
-from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from helpers import (
+    account_balances,
+    assert_problem,
+    assert_rule,
+    current_month,
+    ledger_size,
+    make_uscc,
+    nothing_changes,
+    ok,
+)
 from sqlmodel import Session
 
 from voucher_service.db import get_engine
 from voucher_service.models import Account, Redemption
-
-from helpers import account_balances, assert_problem, current_month, ledger_size, make_uscc, ok
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PROBLEM_JSON = "application/problem+json"
@@ -82,26 +89,12 @@ def rfc3339(moment: datetime) -> str:
 
 # --- HTTP helpers ---------------------------------------------------------------------
 
-def assert_rule(response, rule: str):
-    body = assert_problem(response, 409)
-    assert body.get("rule") == rule, body
-    assert rule.replace("_", " ") in body["detail"].lower(), body["detail"]
-    return body
-
 
 def balance(app, name: str) -> int:
     with app.app_context(), Session(get_engine()) as session:
         account = session.get(Account, name)
         return 0 if account is None else account.balance_fen
 
-
-@contextmanager
-def nothing_changes(app):
-    """Every request in the block is refused: no ledger entry, no balance moves."""
-    size, accounts = ledger_size(app), account_balances(app)
-    yield
-    assert ledger_size(app) == size, "a refused request appended a ledger entry"
-    assert account_balances(app) == accounts, "a refused request moved money"
 
 
 def redemption_status(app, redemption_id: str) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import atexit
 import collections
 import os
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from conftest import Actors
 from hypothesis import settings
@@ -56,6 +57,10 @@ def lifecycle_machine(databases):
             actors = Actors(self.app)
             self.sme = {e: actors.sme(e) for e in ENTERPRISES}
             self.officer = {r: actors.officer(r) for r in ("SH", "KS", "WJ")}
+            self.finance = {r: actors.finance(r) for r in ("SH", "KS", "WJ")}
+            # region -> what its budget should hold: funded - granted + returned
+            self.budget = {r: self.finance[r].get(f"/regions/{r}/budget").json["remaining_fen"]
+                           for r in self.finance}
             self.provider = {p: actors.provider(p) for p in PROVIDERS}
             self.model = {}  # voucher id -> expected (available, held, redeemed)
             self.holds = {}  # redemption id -> (voucher id, amount, status)
@@ -90,6 +95,7 @@ def lifecycle_machine(databases):
             self.owner = getattr(self, "owner", {})
             self.owner[voucher["id"]] = enterprise
             self.model[voucher["id"]] = [approved, 0, 0]
+            self.budget[REGION_OF[enterprise]] -= approved
             return voucher["id"]
 
         @rule(target=redemptions, voucher=vouchers, provider=st.sampled_from(PROVIDERS),
@@ -189,7 +195,22 @@ def lifecycle_machine(databases):
                 assert r.status_code == 409 and r.json["rule"] == "open_redemptions", r.json
             else:
                 assert r.status_code == 200, r.json
+                self.budget[REGION_OF[self.owner[voucher]]] += self.model[voucher][0]
                 self.model[voucher][0] = 0
+
+        @rule(region=st.sampled_from(["SH", "KS", "WJ"]), amount=st.integers(min_value=1, max_value=50_000_000),
+              year_off=st.sampled_from([0, 0, 0, -1, 1]))
+        def fund(self, region, amount, year_off):
+            """Finance tops the budget up, for the current fiscal year only."""
+            year = datetime.now(ZoneInfo("Asia/Shanghai")).year + year_off
+            r = self.finance[region].post(f"/regions/{region}/budget", json={
+                "amount_fen": amount, "fiscal_year": year, "reference": "machine"})
+            event(f"fund -> {r.status_code} {(r.json or {}).get('rule', '')}")
+            if year_off:
+                assert r.status_code == 409 and r.json["rule"] == "fiscal_year_not_current", r.json
+                return
+            assert r.status_code == 201, r.json
+            self.budget[region] += amount
 
         @rule(voucher=vouchers, days=st.integers(min_value=-5, max_value=400))
         def extend(self, voucher, days):
@@ -216,6 +237,15 @@ def lifecycle_machine(databases):
                 v = self._voucher(voucher)
                 assert (v["available_fen"], v["held_fen"], v["redeemed_fen"]) == (available, held, redeemed), v
                 assert v["available_fen"] + v["held_fen"] + v["redeemed_fen"] + v["returned_fen"] == v["face_fen"]
+
+        @invariant()
+        def budgets_match_model(self):
+            for region, expected_fen in self.budget.items():
+                budget = self.finance[region].get(f"/regions/{region}/budget").json
+                assert budget["remaining_fen"] == expected_fen == budget["years"][-1]["remaining_fen"], budget
+                for row in budget["years"]:
+                    assert row["remaining_fen"] == (row["carried_over_fen"] + row["funded_fen"]
+                                                    + row["returned_fen"] - row["granted_fen"]), row
 
         @invariant()
         def ledger_invariants_hold(self):

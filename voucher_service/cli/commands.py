@@ -37,7 +37,7 @@ def init_command():
     with Session(engine, expire_on_commit=False) as session:
         try:
             created = load_seeds(_context(session, "system:init"), config["VOUCHERS_SEEDS"],
-                                 keys_dir=config["VOUCHERS_KEYS_DIR"], passphrase=config["VOUCHERS_KEY_PASSPHRASE"],
+                                 keyring=current_app.extensions["vouchers_keyring"],
                                  origin=config["VOUCHERS_LEDGER_ORIGIN"])
         except KeyUnavailable as exc:
             raise click.ClickException(str(exc)) from None
@@ -205,7 +205,9 @@ def _export_beancount_to(session: Session, output: str | None, origin: str) -> N
 
 def init_app(app) -> None:
     from voucher_service.cli.demo import demo_command
-    for command in (init_command, token_group, expire_command, demo_command, keys_group, export_group):
+    from voucher_service.cli.regions import regions_group
+    for command in (init_command, token_group, expire_command, demo_command, keys_group, export_group,
+                    regions_group):
         app.cli.add_command(command)
 
 

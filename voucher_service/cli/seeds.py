@@ -12,11 +12,9 @@ from datetime import date
 from sqlmodel import select
 
 from voucher_service.catalogue import service as catalogue
-from voucher_service.clock import local_date
 from voucher_service.enterprises import service as enterprises
-from voucher_service.journal import keys
 from voucher_service.models import CatalogCategory, CatalogItem, Enterprise, Policy, Provider, Region
-from voucher_service.programme import budgets, regions
+from voucher_service.programme import regions
 from voucher_service.programme.context import Context
 from voucher_service.providers import service as providers
 
@@ -26,32 +24,26 @@ def _read(folder: str, name: str):
         return json.load(handle)
 
 
-def load_seeds(ctx: Context, folder: str, *, keys_dir: str, passphrase: str, origin: str) -> dict[str, int]:
-    created = {"regions": 0, "policies": 0, "keys": 0, "categories": 0, "items": 0, "providers": 0,
-               "enterprises": 0}
+def load_seeds(ctx: Context, folder: str, *, keyring, origin: str) -> dict[str, int]:
+    created = {"regions": 0, "policies": 0, "categories": 0, "items": 0, "providers": 0, "enterprises": 0}
     region_seeds = _read(folder, "regions.json")
     for seed in region_seeds:
         code = seed["code"]
-        if keys.active_key_record(ctx.session, code) is None:
-            keys.create_region_key(ctx.session, region=code, keys_dir=keys_dir, passphrase=passphrase,
-                                   origin=origin, now_str=ctx.now_str)
-            created["keys"] += 1
-        new_region = ctx.session.get(Region, code) is None
-        if new_region:
-            regions.register_region(ctx, code=code, name_zh=seed["name_zh"], name_en=seed["name_en"],
-                                     currency=seed["currency"], timezone=seed["timezone"])
+        policies = [{**policy, "effective_from": date.fromisoformat(policy["effective_from"])}
+                    for policy in seed["policies"]]
+        if ctx.session.get(Region, code) is None:
+            # The same path as POST /regions: key, registration, policies, budget.
+            regions.join_scheme(ctx, keyring, code=code, name_zh=seed["name_zh"], name_en=seed["name_en"],
+                                policies=policies, origin=origin)
             created["regions"] += 1
-        for policy in seed["policies"]:
-            effective_from = date.fromisoformat(policy["effective_from"])
+            created["policies"] += len(policies)
+            continue
+        for policy in policies:
             exists = ctx.session.exec(select(Policy).where(Policy.region == code,
-                                                           Policy.effective_from == effective_from)).first()
+                                                           Policy.effective_from == policy["effective_from"])).first()
             if exists is None:
-                regions.adopt_policy(ctx, code, **{**policy, "effective_from": effective_from})
+                regions.adopt_policy(ctx, code, **policy)
                 created["policies"] += 1
-        if new_region:
-            current = regions.policy_in_effect(ctx, code, local_date(ctx.now, seed["timezone"]))
-            if current.budget_fen:
-                budgets.fund_budget(ctx, code, current.budget_fen)
 
     # The catalogue is shared; its seed entries are recorded under the first region's authority.
     catalogue_region = region_seeds[0]["code"]

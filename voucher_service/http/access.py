@@ -215,7 +215,7 @@ RULES: dict[str, Rule] = {
 # What a refusal tells the caller it would have needed, per rule.
 REFUSALS = {
     "own region in body": "an officer registers in its own region only: `region` must be {who.region}",
-    "own region in path": "only a {who.role} of {facts.region} may do this",
+    "own region in path": "only the {who.role} principals of {facts.region} may do this",
     "home region": "only an officer of the home region ({facts.region}) may do this",
     "issuing region": "only an officer of the issuing region ({facts.region}) may do this",
     "holder": "only the enterprise holding the voucher may do this",

@@ -15,6 +15,10 @@ _OWNED = {"sme": "own", "officer": "own region", "finance": "own region", **_ALL
 POLICY: dict[str, dict[str, str] | str] = {
     "regions.list_regions": _EVERYONE,
     "regions.get_region": _EVERYONE,
+    "regions.create_region": {"admin": "any"},
+    "regions.adopt_policy": {"officer": "own region in path"},
+    "regions.fund_budget": {"finance": "own region in path"},
+    "regions.get_budget": {"finance": "own region in path", "officer": "own region in path", **_ALL_READ},
     "catalog.list_items": _EVERYONE,
     "catalog.get_item": _EVERYONE,
     "catalog.create_item": {"officer": "any"},

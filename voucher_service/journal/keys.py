@@ -83,6 +83,11 @@ class KeyRing:
             self._cache[key_id] = key
             return key
 
+    def create_key(self, session: Session, *, region: str, origin: str, now_str: str) -> SigningKeyRecord:
+        """A new region's first key, encrypted with this ring's passphrase into its folder."""
+        return create_region_key(session, region=region, keys_dir=self.keys_dir, passphrase=self._passphrase,
+                                 origin=origin, now_str=now_str)
+
     def signer_for(self, session: Session):
         def signer(region: str) -> SigningKey:
             # Read in the appending transaction, under the ledger lock, so a
