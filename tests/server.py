@@ -10,7 +10,7 @@ import pytest
 from conftest import PASSPHRASE, REPO
 
 from voucher_service.cli.client import ApiClient
-from voucher_service.cli.devserver import GunicornProcess, free_port, service_env
+from voucher_service.cli.devserver import GunicornProcess, service_env
 
 BIN = os.path.dirname(sys.executable)
 STARTUP_TIMEOUT_S = 30
@@ -43,6 +43,27 @@ def fresh_server(databases, directory, workers: int = 2) -> Server:
     server = Server(database_url, keys_dir, os.path.join(str(directory), "gunicorn.log"), workers=workers)
     server.database_url = database_url
     return server.start()
+
+
+@pytest.fixture(scope="module")
+def seeded_server(databases, tmp_path_factory):
+    """A gunicorn server (4 workers) over a copy of the seeded test database, with
+    `app` (an app on the same database, for direct reads) and `actors` (tokens)."""
+    from conftest import Actors
+
+    from voucher_service.db import get_engine
+    url = databases.clone()
+    app = databases.app(url)
+    srv = Server(url, databases.keys_dir, str(tmp_path_factory.mktemp("gunicorn") / "server.log")).start()
+    srv.app = app
+    srv.actors = Actors(app)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        with app.app_context():
+            get_engine().dispose()
+        databases.drop(url)
 
 
 @pytest.fixture(scope="module")

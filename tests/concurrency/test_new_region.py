@@ -10,10 +10,8 @@ import os
 import subprocess
 import sys
 
-import pytest
-from conftest import Actors
 from helpers import current_month, make_uscc
-from server import Server
+from server import seeded_server as server  # noqa: F401 (the module's fixture)
 from sqlmodel import Session
 
 from voucher_service.db import get_engine
@@ -24,20 +22,6 @@ BIN = os.path.dirname(sys.executable)
 NEW = "HZ"
 POLICY = {"effective_from": "2026-01-01", "enterprise_cap_fen": 20_000_000, "team_cap_fen": 5_000_000,
           "subsidy_ratio_bp": 6000, "validity_days": 365, "payout_cycle": "monthly", "budget_fen": 300_000_000}
-
-
-@pytest.fixture(scope="module")
-def server(databases, tmp_path_factory):
-    url = databases.clone()
-    app = databases.app(url)
-    srv = Server(url, databases.keys_dir, str(tmp_path_factory.mktemp("gunicorn") / "server.log")).start()
-    srv.app = app
-    srv.actors = Actors(app)
-    yield srv
-    srv.stop()
-    with app.app_context():
-        get_engine().dispose()
-    databases.drop(url)
 
 
 def call(server, method, path, token, body=None, status=200):

@@ -7,9 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import pytest
-from conftest import Actors
-from server import Server
+from server import seeded_server as server  # noqa: F401 (the module's fixture)
 from sqlmodel import Session, func, select
 
 from voucher_service.db import get_engine
@@ -18,20 +16,6 @@ from voucher_service.journal.tree import tree_size
 from voucher_service.models import Application, SettlementRedemption, Voucher
 
 THREADS = 40
-
-
-@pytest.fixture(scope="module")
-def server(databases, tmp_path_factory):
-    url = databases.clone()
-    app = databases.app(url)
-    srv = Server(url, databases.keys_dir, str(tmp_path_factory.mktemp("gunicorn") / "server.log")).start()
-    srv.app = app
-    srv.actors = Actors(app)
-    yield srv
-    srv.stop()
-    with app.app_context():
-        get_engine().dispose()
-    databases.drop(url)
 
 
 def race(calls):

@@ -8,7 +8,6 @@ size and the balances before and after.
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 
 import pytest
 from sqlmodel import Session, select
@@ -16,7 +15,7 @@ from sqlmodel import Session, select
 from voucher_service.db import get_engine
 from voucher_service.models import LedgerEntry, SigningKeyRecord
 
-from helpers import account_balances, assert_problem, ledger_size, make_uscc, ok
+from helpers import account_balances, assert_problem, ledger_size, make_uscc, nothing_changes, ok
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -35,15 +34,6 @@ def assert_rule(response, rule: str, *phrases: str):
 def balances(client, voucher_id):
     v = ok(client.get(f"/vouchers/{voucher_id}"))
     return v["available_fen"], v["held_fen"], v["redeemed_fen"]
-
-
-@contextmanager
-def nothing_changes(app):
-    """The block's requests are all refused: no ledger entry, no balance moves."""
-    size, accounts = ledger_size(app), account_balances(app)
-    yield
-    assert ledger_size(app) == size, "a refused request appended a ledger entry"
-    assert account_balances(app) == accounts, "a refused request moved money"
 
 
 class LedgerWatch:
