@@ -54,6 +54,8 @@ def load_seeds(ctx: Context, folder: str, *, keys_dir: str, passphrase: str, ori
                 budgets.fund_budget(ctx, code, current.budget_fen)
 
     # The catalogue is shared; its seed entries are recorded under the first region's authority.
+    # Added directly, not proposed (catalogue/proposals.py): the seeds are the operator's
+    # bootstrap of the scheme, before there are regions' officers to approve anything.
     catalogue_region = region_seeds[0]["code"]
     catalog = _read(folder, "catalog.json")
     for category in catalog["categories"]:
