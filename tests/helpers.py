@@ -78,3 +78,27 @@ def make_uscc(division: str = "320583", letters: bool = False) -> str:
     code = first17 + uscc_check_char(first17)
     assert uscc_problem(code) is None, code
     return code
+
+
+def propose_catalogue_change(officer, method: str, path: str, body: dict | None = None) -> dict:
+    """POST /catalog or PATCH /catalog/{code} by an officer: a proposal (202), not yet a change."""
+    r = officer.post(path, json=body) if method == "POST" else officer.patch(path, json=body)
+    assert r.status_code == 202, (r.status_code, r.get_json())
+    assert r.headers["Location"].endswith(f"/catalog/proposals/{r.get_json()['id']}"), r.headers
+    return r.get_json()
+
+
+def adopt_catalogue_change(actors, method: str, path: str, body: dict | None = None, *, region: str = "SH") -> dict:
+    """Propose a catalogue change as an officer of `region`, then have an officer of
+    every other member region approve it, so that it is in effect whatever the quorum.
+    Returns the adopted proposal."""
+    proposer = actors.officer(region)
+    proposal = propose_catalogue_change(proposer, method, path, body)
+    members = [r["code"] for r in ok(proposer.get("/regions"))]
+    for other in members:
+        if proposal["status"] != "open":
+            break
+        if other not in {a["region"] for a in proposal["approvals"]}:
+            proposal = ok(actors.officer(other).post(f"/catalog/proposals/{proposal['id']}/approve"))
+    assert proposal["status"] == "adopted", proposal
+    return proposal

@@ -18,6 +18,8 @@ def create_app(test_config: dict | None = None) -> "Flask":
     app.config.update(config_module.from_environment())
     if test_config:
         app.config.update(test_config)
+    # Checked at start-up: a bad value refuses to start rather than fail a request.
+    app.config["VOUCHERS_CATALOGUE_QUORUM"] = config_module.catalogue_quorum(app.config["VOUCHERS_CATALOGUE_QUORUM"])
     app.json.ensure_ascii = False
     app.json.sort_keys = False
 

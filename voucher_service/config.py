@@ -27,4 +27,19 @@ def from_environment(environ=None) -> dict:
         "RATELIMIT_STORAGE_URI": env.get("VOUCHERS_RATE_LIMIT_STORAGE_URL", "memory://"),
         # Strict-Transport-Security max-age; 0 leaves the header out (browsers ignore it over plain HTTP).
         "VOUCHERS_HSTS_SECONDS": int(env.get("VOUCHERS_HSTS_SECONDS", str(365 * 24 * 3600))),
+        # How many member regions must approve a change to the shared catalogue
+        # (catalogue/proposals.py): `all` of them, or a number N (at most all).
+        "VOUCHERS_CATALOGUE_QUORUM": env.get("VOUCHERS_CATALOGUE_QUORUM", "all"),
     }
+
+
+def catalogue_quorum(value) -> int | str:
+    """VOUCHERS_CATALOGUE_QUORUM as the app uses it: "all" or a positive int.
+    Anything else stops the app from starting, with a message saying why."""
+    text = str(value).strip().lower()
+    if text == "all":
+        return "all"
+    if not isinstance(value, bool) and text.isdigit() and text.isascii() and int(text) > 0:
+        return int(text)
+    raise ValueError(f"VOUCHERS_CATALOGUE_QUORUM must be 'all' or a positive integer (the number of member "
+                     f"regions that must approve a catalogue change), not {value!r}")

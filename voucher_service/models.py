@@ -67,6 +67,36 @@ class CatalogItem(SQLModel, table=True):
     updated_at: str = Field(max_length=40)
 
 
+class CatalogProposal(SQLModel, table=True):
+    """A change to the shared catalogue, in effect once a quorum of member regions approves (DESIGN §8)."""
+    __tablename__ = "catalog_proposal"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'adopted', 'withdrawn')", name="catalog_proposal_status"),)
+    id: str = Field(primary_key=True, max_length=40)
+    code: str = Field(max_length=32, index=True)
+    # JSON text: {"action": "create" | "update", "code": ..., "fields": {...}}
+    change: str = Field(sa_column=Column(Text, nullable=False))
+    # The item's code while the proposal is open, NULL once decided: its UNIQUE
+    # constraint is how the database refuses a second open proposal for one item.
+    open_code: Optional[str] = Field(default=None, max_length=32, unique=True)
+    region: str = Field(foreign_key="region.code", max_length=8)
+    proposed_by: str = Field(max_length=64)
+    proposed_at: str = Field(max_length=40)
+    status: str = Field(max_length=16)
+    decided_at: Optional[str] = Field(default=None, max_length=40)
+    # The approvals the decision was measured against; while open it is counted afresh.
+    decided_quorum: Optional[int] = None
+
+
+class CatalogProposalApproval(SQLModel, table=True):
+    """One region's approval: the primary key stores at most one per region, even in a race."""
+    __tablename__ = "catalog_proposal_approval"
+    proposal_id: str = Field(foreign_key="catalog_proposal.id", primary_key=True, max_length=40)
+    region: str = Field(foreign_key="region.code", primary_key=True, max_length=8)
+    approved_by: str = Field(max_length=64)
+    approved_at: str = Field(max_length=40)
+
+
 class Provider(SQLModel, table=True):
     __tablename__ = "provider"
     __table_args__ = (CheckConstraint("status IN ('active', 'suspended')", name="provider_status"),)

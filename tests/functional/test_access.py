@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from conftest import REPO
-from helpers import assert_problem, current_month, ledger_size, make_uscc
+from helpers import assert_problem, current_month, ledger_size, make_uscc, propose_catalogue_change
 from sqlmodel import Session
 
 from voucher_service.db import get_engine
@@ -53,6 +53,9 @@ def who(actors):
     # so that the matrix's own principals are never a batch's creator.
     for name, region in (("_fin_ks_creator", "KS"), ("_fin_ks_second", "KS"), ("_fin_sh_second", "SH")):
         clients[name] = actors.client("finance", region=region)
+    # Officers of the regions the matrix adds (POST /regions): under the default
+    # quorum, every member region must approve a catalogue change.
+    clients["_officer_of"] = lambda region: actors.client("officer", region=region)
     return clients
 
 
@@ -120,12 +123,24 @@ def setup_suspended_provider_ks(who):
     return target
 
 
-def setup_catalog_item(who):
+def setup_catalog_proposal(who):
+    """An open proposal of SH's to add an item (SH's approval is its first)."""
     code = f"AC-{secrets.token_hex(4).upper()}"
-    r = who["off_sh"].post("/catalog", json={"code": code, "category": "testing", "name_zh": "访问测试",
-                                             "name_en": "Access test", "max_subsidy_ratio_bp": 5000})
-    assert r.status_code == 201, r.get_json()
-    return {"id": code}
+    proposal = propose_catalogue_change(who["off_sh"], "POST", "/catalog", {
+        "code": code, "category": "testing", "name_zh": "访问测试", "name_en": "Access test",
+        "max_subsidy_ratio_bp": 5000})
+    return {"id": proposal["id"], "code": code}
+
+
+def setup_catalog_item(who):
+    """An item in the catalogue: SH proposed it, every other member region approved it."""
+    target = setup_catalog_proposal(who)
+    others = [region["code"] for region in who["off_sh"].get("/regions").get_json() if region["code"] != "SH"]
+    for region in others:
+        r = who["_officer_of"](region).post(f"/catalog/proposals/{target['id']}/approve")
+        assert r.status_code == 200, r.get_json()
+    assert r.get_json()["status"] == "adopted", r.get_json()
+    return {"id": target["code"]}
 
 
 def setup_world(_who):
@@ -164,7 +179,7 @@ def setup_entry(who):
 
 SETUPS = {f.__name__.removeprefix("setup_"): f for f in (
     setup_application, setup_voucher, setup_reserved, setup_reserved_at_ks, setup_claimed, setup_confirmed,
-    setup_provider_ks, setup_suspended_provider_ks, setup_catalog_item, setup_world, setup_entry, setup_redeemed,
+    setup_provider_ks, setup_suspended_provider_ks, setup_catalog_proposal, setup_catalog_item, setup_world, setup_entry, setup_redeemed,
     setup_settlement, setup_approved_settlement)}
 
 
@@ -226,6 +241,10 @@ OPERATIONS = {
     "get_catalog_item": ("GET", "/catalog/TS-01", "world", None),
     "create_catalog_item": ("POST", "/catalog", "world", new_catalog_body),
     "update_catalog_item": ("PATCH", "/catalog/{id}", "catalog_item", const({"name_en": "Renamed service"})),
+    "list_catalog_proposals": ("GET", "/catalog/proposals", "world", None),
+    "get_catalog_proposal": ("GET", "/catalog/proposals/{id}", "catalog_proposal", None),
+    "approve_catalog_proposal": ("POST", "/catalog/proposals/{id}/approve", "catalog_proposal", None),
+    "withdraw_catalog_proposal": ("POST", "/catalog/proposals/{id}/withdraw", "catalog_proposal", None),
     "list_providers": ("GET", "/providers", "world", None),
     "get_provider": ("GET", "/providers/prv-ks-002", "world", None),
     "create_provider_ks": ("POST", "/providers", "world", new_party_body("provider")),
@@ -300,8 +319,16 @@ EXPECTED = {
     "get_budget_ks": {**ALL_403, "off_ks": 200, "fin_ks": 200, "auditor": 200, "admin": 200},
     "list_catalog": ALL_OK,
     "get_catalog_item": ALL_OK,
-    "create_catalog_item": {**ALL_403, "off_ks": 201, "off_sh": 201, "off_wj": 201},
-    "update_catalog_item": {**ALL_403, "off_ks": 200, "off_sh": 200, "off_wj": 200},
+    # Any officer proposes a change of the shared catalogue (202: in effect once the regions approve).
+    "create_catalog_item": {**ALL_403, "off_ks": 202, "off_sh": 202, "off_wj": 202},
+    "update_catalog_item": {**ALL_403, "off_ks": 202, "off_sh": 202, "off_wj": 202},
+    # Governance is transparent: every token reads the proposals.
+    "list_catalog_proposals": ALL_OK,
+    "get_catalog_proposal": ALL_OK,
+    # SH proposed: every other region's officer approves once; SH's approval is already counted.
+    "approve_catalog_proposal": {**ALL_403, "off_ks": 200, "off_wj": 200, "off_sh": 409},
+    # Only the proposing region takes it back.
+    "withdraw_catalog_proposal": {**ALL_403, "off_sh": 200},
     "list_providers": ALL_OK,
     "get_provider": ALL_OK,
     # Registered and suspended by the home region's officer only.
@@ -632,6 +659,7 @@ def test_an_expired_token_is_401(app):
 # --- the two halves of each binding rule agree ----------------------------------------
 
 LISTS = {  # list path -> (read path of one item, its id field)
+    "/catalog/proposals": ("/catalog/proposals/{}", "id"),
     "/applications": ("/applications/{}", "id"),
     "/vouchers": ("/vouchers/{}", "id"),
     "/redemptions": ("/redemptions/{}", "id"),

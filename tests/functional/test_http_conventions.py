@@ -13,7 +13,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 
 
-from helpers import assert_problem, ledger_size, make_uscc
+from helpers import adopt_catalogue_change, assert_problem, ledger_size, make_uscc
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -340,16 +340,15 @@ def test_limit_and_cursor_walk_a_list_completely(world, actors, path, key, limit
     assert pages == -(-len(keys) // limit), "no trailing empty page"
 
 
-def test_a_walk_survives_inserts_between_pages(world):
-    officer, auditor = world["officer"], world["auditor"]
+def test_a_walk_survives_inserts_between_pages(world, actors):
+    auditor = world["auditor"]
     before = {item["code"] for item in auditor.get("/catalog", query_string={"limit": 100}).get_json()["items"]}
     first = auditor.get("/catalog", query_string={"limit": 4}).get_json()
     created = []
     for prefix in ("AA", "ZZ"):  # one sorts before the cursor, one after
         code = f"{prefix}-{secrets.token_hex(3).upper()}"
-        r = officer.post("/catalog", json={"code": code, "category": "testing", "name_zh": "新", "name_en": "New",
-                                           "max_subsidy_ratio_bp": 5000})
-        assert r.status_code == 201
+        adopt_catalogue_change(actors, "POST", "/catalog", {"code": code, "category": "testing", "name_zh": "新",
+                                                            "name_en": "New", "max_subsidy_ratio_bp": 5000})
         created.append(code)
     rest, _ = walk(auditor, "/catalog", 4, cursor=first["next_cursor"])
     seen = [item["code"] for item in first["items"] + rest]
@@ -376,9 +375,6 @@ def test_a_garbage_cursor_is_422(world, cursor):
 # --- Location on every 201 -------------------------------------------------------------
 
 CREATIONS = {
-    "catalog": ("officer", "/catalog", lambda w: {"code": f"LC-{secrets.token_hex(3).upper()}", "category": "ip",
-                                                  "name_zh": "新", "name_en": "New", "max_subsidy_ratio_bp": 3000},
-                "code"),
     "provider": ("officer", "/providers", lambda w: provider_body(), "id"),
     "enterprise": ("officer", "/enterprises",
                    lambda w: {"name": "New SME", "uscc": make_uscc(letters=True), "region": "KS", "kind": "enterprise",
@@ -402,6 +398,20 @@ def test_every_201_has_a_location_that_serves_the_resource(world, kind):
     # The 201 shows the resource as it was stored: its categories and related providers too.
     created = {name: value for name, value in r.get_json().items() if name != "ledger"}
     assert created == fetched.get_json()
+
+
+def test_a_catalogue_proposal_is_202_with_a_location_that_serves_it(world):
+    """POST /catalog creates no item yet (DESIGN §8): the 202's Location is the proposal."""
+    body = {"code": f"LC-{secrets.token_hex(3).upper()}", "category": "ip", "name_zh": "新", "name_en": "New",
+            "max_subsidy_ratio_bp": 3000}
+    r = world["officer"].post("/catalog", json=body)
+    assert r.status_code == 202, r.get_json()
+    target = urlsplit(urljoin("http://localhost/", r.headers["Location"]))
+    assert target.path == f"/api/v1/catalog/proposals/{r.get_json()['id']}"
+    fetched = world["officer"].http.get(target.path, headers=world["officer"]._headers(None))
+    assert fetched.status_code == 200
+    assert {name: value for name, value in r.get_json().items() if name != "ledger"} == fetched.get_json()
+    assert fetched.get_json()["change"]["code"] == body["code"]
 
 
 # --- health, OpenAPI, docs -------------------------------------------------------------

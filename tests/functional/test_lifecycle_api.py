@@ -15,7 +15,15 @@ from sqlmodel import Session, select
 from voucher_service.db import get_engine
 from voucher_service.models import LedgerEntry, SigningKeyRecord
 
-from helpers import account_balances, assert_problem, ledger_size, make_uscc, nothing_changes, ok
+from helpers import (
+    account_balances,
+    adopt_catalogue_change,
+    assert_problem,
+    ledger_size,
+    make_uscc,
+    nothing_changes,
+    ok,
+)
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -407,16 +415,20 @@ def test_related_party(app, actors):
 
 def test_inactive_catalogue_item(fresh_app, fresh_actors):
     sme, voucher = issue(fresh_actors, "ent-ks-003", "KS", 100_000)
-    officer = fresh_actors.officer("SH")
     ledger = LedgerWatch(fresh_app)
-    assert ok(officer.patch("/catalog/TS-02", json={"active": False}))["active"] is False
-    entry = ledger.one("catalog.item_updated", catalog_item="TS-02")
+    # A change of the shared catalogue is proposed, then approved by every other region.
+    proposal = adopt_catalogue_change(fresh_actors, "PATCH", "/catalog/TS-02", {"active": False})
+    appended = ledger.new()
+    assert [e["kind"] for e in appended] == ["catalog.proposed", "catalog.proposal_approved",
+                                             "catalog.proposal_approved", "catalog.item_updated"]
+    entry = appended[-1]
+    assert entry["refs"] == {"catalog_item": "TS-02", "catalog_proposal": proposal["id"]}
     assert entry["data"]["after"] == {"active": False}
     assert ok(sme.get("/catalog/TS-02"))["active"] is False
     with nothing_changes(fresh_app):
         assert_rule(sme.post("/redemptions", json=reservation(voucher["id"], "prv-sh-001", "TS-02", 20_000, 1_000)),
                     "catalog_item_active", "not active", "inactive")
-    ok(officer.patch("/catalog/TS-02", json={"active": True}))
+    adopt_catalogue_change(fresh_actors, "PATCH", "/catalog/TS-02", {"active": True}, region="KS")
     ok(sme.post("/redemptions", json=reservation(voucher["id"], "prv-sh-001", "TS-02", 20_000, 1_000)), 201)
 
 

@@ -41,6 +41,11 @@ REGION_OF = {e: e.split("-")[1].upper() for e in ENTERPRISES}
 # reservations can succeed; the others exercise the refusals.
 PROVIDERS = ["prv-sh-001", "prv-ks-002", "prv-wj-001"] * 3 + ["prv-sh-003", "prv-sh-005", "prv-ks-001", "prv-ks-004"]
 ITEMS = ["TS-01", "IN-01"] * 3 + ["TS-03", "IP-02", "RD-01", "CS-01"]
+# Items whose subsidy ratio the regions propose to change (DESIGN §8): the
+# seeds' ratio, changed in the model only when a proposal is adopted.
+GOVERNED = {"TS-01": 5000, "IN-01": 5000, "TS-03": 3000}
+REGIONS = ("SH", "KS", "WJ")
+REGION_RATIO_BP = {"SH": 5000, "KS": 5000, "WJ": 4000}
 amounts = st.one_of(st.integers(min_value=1, max_value=3_000_000), st.integers(min_value=1, max_value=40_000_000))
 
 
@@ -48,6 +53,7 @@ def lifecycle_machine(databases):
     class Lifecycle(RuleBasedStateMachine):
         vouchers = Bundle("vouchers")
         redemptions = Bundle("redemptions")
+        proposals = Bundle("proposals")
 
         def __init__(self):
             super().__init__()
@@ -64,6 +70,8 @@ def lifecycle_machine(databases):
             self.provider = {p: actors.provider(p) for p in PROVIDERS}
             self.model = {}  # voucher id -> expected (available, held, redeemed)
             self.holds = {}  # redemption id -> (voucher id, amount, status)
+            self.ratio = dict(GOVERNED)  # item -> its ratio in effect
+            self.proposals = {}  # proposal id -> [item, ratio, proposing region, approving regions, status]
 
         def teardown(self):
             with self.app.app_context():
@@ -113,11 +121,11 @@ def lifecycle_machine(databases):
             assert r.status_code == 201, r.json
             self.model[voucher][0] -= amount
             self.model[voucher][1] += amount
-            self.holds[r.json["id"]] = [voucher, amount, "reserved", provider]
+            self.holds[r.json["id"]] = [voucher, amount, "reserved", provider, item]
             return r.json["id"]
 
         def _step(self, redemption, client, action, body=None, allowed_from=()):
-            voucher, amount, status, _provider = self.holds[redemption]
+            voucher, amount, status = self.holds[redemption][:3]
             r = client.post(f"/redemptions/{redemption}/{action}", json=body)
             event(f"{action} -> {r.status_code} {(r.json or {}).get('rule', '')}")
             if status not in allowed_from:
@@ -127,7 +135,7 @@ def lifecycle_machine(databases):
 
         @rule(redemption=redemptions, cut=st.integers(min_value=0, max_value=100))
         def claim(self, redemption, cut):
-            voucher, amount, status, provider = self.holds[redemption]
+            voucher, amount, status, provider, item = self.holds[redemption][:5]
             claimed = max(1, amount - amount * cut // 100)
             # A claim uses the same fee, so the ratio still holds for a lower amount.
             fee = self.sme[self.owner[voucher]].get(f"/redemptions/{redemption}").json["service_fee_fen"]
@@ -136,7 +144,11 @@ def lifecycle_machine(databases):
             if r is None:
                 return
             if r.status_code == 409:
-                assert r.json["rule"] == "provider_active", r.json
+                # The item's ratio may have been lowered since the reservation, by an adopted proposal.
+                region_bp = REGION_RATIO_BP[REGION_OF[self.owner[voucher]]]
+                limit = fee * min(self.ratio.get(item, 10_000), region_bp) // 10_000
+                assert r.json["rule"] == "provider_active" or (
+                    r.json["rule"] == "subsidy_ratio" and claimed > limit and item in GOVERNED), (r.json, limit)
                 return
             assert r.status_code == 200, r.json
             self.model[voucher][1] -= amount - claimed
@@ -230,6 +242,60 @@ def lifecycle_machine(databases):
                 assert r.status_code == 409 and r.json["rule"] == "validity_exceeds_policy", r.json
             else:
                 assert r.status_code == 200 and r.json["valid_until"] == until.isoformat(), r.json
+
+        @rule(target=proposals, item=st.sampled_from(sorted(GOVERNED)),
+              ratio=st.sampled_from([2000, 3000, 4000, 5000]), region=st.sampled_from(REGIONS))
+        def propose_ratio(self, item, ratio, region):
+            """A region proposes another subsidy ratio for an item: not in effect until adopted."""
+            r = self.officer[region].patch(f"/catalog/{item}", json={"max_subsidy_ratio_bp": ratio})
+            event(f"propose -> {r.status_code} {(r.json or {}).get('rule', '')}")
+            # The change is checked first, then whether another proposal for the item is open.
+            if ratio == self.ratio[item]:
+                assert r.status_code == 409 and r.json["rule"] == "catalog_change_empty", r.json
+                return multiple()
+            if any(p[0] == item and p[4] == "open" for p in self.proposals.values()):
+                assert r.status_code == 409 and r.json["rule"] == "catalog_proposal_open", r.json
+                return multiple()
+            assert r.status_code == 202 and r.json["status"] == "open", r.json
+            assert r.json["required_approvals"] == len(REGIONS)
+            self.proposals[r.json["id"]] = [item, ratio, region, {region}, "open"]
+            return r.json["id"]
+
+        @rule(proposal=proposals, region=st.sampled_from(REGIONS))
+        def approve_proposal(self, proposal, region):
+            item, ratio, _proposer, approved, status = self.proposals[proposal]
+            r = self.officer[region].post(f"/catalog/proposals/{proposal}/approve")
+            event(f"approve proposal -> {r.status_code} {(r.json or {}).get('rule', '')}")
+            if status != "open":
+                assert r.status_code == 409 and r.json["rule"] == "state_machine", r.json
+            elif region in approved:
+                assert r.status_code == 409 and r.json["rule"] == "catalog_already_approved", r.json
+            else:
+                approved.add(region)
+                adopted = approved == set(REGIONS)
+                assert r.status_code == 200 and r.json["status"] == ("adopted" if adopted else "open"), r.json
+                if adopted:
+                    event("proposal adopted")
+                    self.proposals[proposal][4] = "adopted"
+                    self.ratio[item] = ratio
+
+        @rule(proposal=proposals, region=st.sampled_from(REGIONS))
+        def withdraw_proposal(self, proposal, region):
+            _item, _ratio, proposer, _approved, status = self.proposals[proposal]
+            r = self.officer[region].post(f"/catalog/proposals/{proposal}/withdraw")
+            event(f"withdraw proposal -> {r.status_code} {(r.json or {}).get('rule', '')}")
+            if region != proposer:
+                assert r.status_code == 403, r.json
+            elif status != "open":
+                assert r.status_code == 409 and r.json["rule"] == "state_machine", r.json
+            else:
+                assert r.status_code == 200 and r.json["status"] == "withdrawn", r.json
+                self.proposals[proposal][4] = "withdrawn"
+
+        @invariant()
+        def catalogue_matches_model(self):
+            for item, ratio in self.ratio.items():
+                assert self.officer["SH"].get(f"/catalog/{item}").json["max_subsidy_ratio_bp"] == ratio, item
 
         @invariant()
         def balances_match_model(self):

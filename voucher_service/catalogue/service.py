@@ -28,8 +28,14 @@ def catalog_item_json(item: CatalogItem) -> dict:
             "max_subsidy_ratio_bp": item.max_subsidy_ratio_bp, "active": item.active}
 
 
+def _refs(code: str, proposal: str | None) -> dict:
+    return {"catalog_item": code, **({"catalog_proposal": proposal} if proposal else {})}
+
+
 def add_catalog_item(ctx: Context, *, region, code, category, name_zh, name_en, max_subsidy_ratio_bp,
-                     active=True) -> CatalogItem:
+                     active=True, proposal: str | None = None) -> CatalogItem:
+    """Adds the item at once: the seed loader's bootstrap, and the adoption of a
+    proposal (catalogue/proposals.py), whose id the entry's refs then name."""
     lock(ctx)
     if ctx.session.get(CatalogCategory, category) is None:
         raise InvalidInput("category", f"unknown category '{category}'")
@@ -39,7 +45,7 @@ def add_catalog_item(ctx: Context, *, region, code, category, name_zh, name_en, 
                        created_at=ctx.now_str, updated_at=ctx.now_str)
     ctx.session.add(item)
     ctx.session.flush()
-    append(ctx, kind="catalog.item_added", region=region, refs={"catalog_item": code},
+    append(ctx, kind="catalog.item_added", region=region, refs=_refs(code, proposal),
             data=catalog_item_json(item))
     return item
 
@@ -70,7 +76,9 @@ def get_catalog_item(ctx: Context, code: str) -> CatalogItem:
     return ctx.get(CatalogItem, code, "catalog_item", noun="catalogue item")
 
 
-def update_catalog_item(ctx: Context, code: str, *, region: str, changes: dict) -> CatalogItem:
+def update_catalog_item(ctx: Context, code: str, *, region: str, changes: dict,
+                        proposal: str | None = None) -> CatalogItem:
+    """Changes the item at once; through the API only by adopting a proposal."""
     lock(ctx)
     item = get_catalog_item(ctx, code)
     if "category" in changes and ctx.session.get(CatalogCategory, changes["category"]) is None:
@@ -84,7 +92,7 @@ def update_catalog_item(ctx: Context, code: str, *, region: str, changes: dict) 
     item.updated_at = ctx.now_str
     ctx.session.add(item)
     ctx.session.flush()
-    append(ctx, kind="catalog.item_updated", region=region, refs={"catalog_item": code},
+    append(ctx, kind="catalog.item_updated", region=region, refs=_refs(code, proposal),
             data={"before": {k: v for k, v in before.items() if after[k] != v},
                   "after": {k: v for k, v in after.items() if before[k] != v}})
     return item

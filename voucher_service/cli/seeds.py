@@ -46,6 +46,8 @@ def load_seeds(ctx: Context, folder: str, *, keyring, origin: str) -> dict[str, 
                 created["policies"] += 1
 
     # The catalogue is shared; its seed entries are recorded under the first region's authority.
+    # Added directly, not proposed (catalogue/proposals.py): the seeds are the operator's
+    # bootstrap of the scheme, before there are regions' officers to approve anything.
     catalogue_region = region_seeds[0]["code"]
     catalog = _read(folder, "catalog.json")
     for category in catalog["categories"]:

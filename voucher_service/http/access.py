@@ -33,6 +33,7 @@ from voucher_service.http.access_table import POLICY, PUBLIC, UNVERSIONED_PUBLIC
 from voucher_service.http.auth import ROLES, Principal
 from voucher_service.models import (
     Application,
+    CatalogProposal,
     Enterprise,
     LedgerEntry,
     LedgerRef,
@@ -94,6 +95,8 @@ def _entries_naming(ref: str | None):
 
 
 KINDS = {
+    "catalog_proposal": Kind("catalogue proposal", CatalogProposal, "catalog.get_proposal",
+                             lambda p: Facts(region=p.region), region=CatalogProposal.region),
     "provider": Kind("provider", Provider, "providers.get_provider",
                      lambda p: Facts(region=p.region, provider_id=p.id), region=Provider.region,
                      provider=Provider.id),
@@ -210,6 +213,7 @@ RULES: dict[str, Rule] = {
     "concerning it": Rule("entries whose refs name its enterprise or provider, or of its region (officer, finance)",
                           _concerns, _concerning),
     "own region statement": _region_rule("the statement of its own region"),
+    "proposing region": _region_rule("the region that proposed the catalogue change must be its own"),
 }
 
 # What a refusal tells the caller it would have needed, per rule.
@@ -222,6 +226,7 @@ REFUSALS = {
     "provider of it": "only the provider of the service may do this",
     "paying region": "only a finance officer of the paying region ({facts.region}) may do this",
     "touched region": "only a finance officer of a region the batch touches may do this",
+    "proposing region": "only an officer of the proposing region ({facts.region}) may withdraw the proposal",
     "own region statement": "only finance officers of {facts.region}, auditors and administrators read "
                             "{facts.region}'s reconciliation",
 }

@@ -21,8 +21,13 @@ POLICY: dict[str, dict[str, str] | str] = {
     "regions.get_budget": {"finance": "own region in path", "officer": "own region in path", **_ALL_READ},
     "catalog.list_items": _EVERYONE,
     "catalog.get_item": _EVERYONE,
+    # Proposals (DESIGN §8): any officer proposes and approves; governance is open to every token.
     "catalog.create_item": {"officer": "any"},
     "catalog.update_item": {"officer": "any"},
+    "catalog.list_proposals": _EVERYONE,
+    "catalog.get_proposal": _EVERYONE,
+    "catalog.approve_proposal": {"officer": "any"},
+    "catalog.withdraw_proposal": {"officer": "proposing region"},
     "providers.list_providers": _EVERYONE,
     "providers.get_provider": _EVERYONE,
     "providers.create_provider": {"officer": "own region in body"},
