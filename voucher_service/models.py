@@ -85,6 +85,20 @@ class ProviderCategory(SQLModel, table=True):
     category: str = Field(foreign_key="catalog_category.code", primary_key=True, max_length=32)
 
 
+class ProviderExclusion(SQLModel, table=True):
+    """A region's refusal of a provider for the vouchers it issues (DESIGN §8).
+    Readmission deletes the row; the ledger keeps both events."""
+    __tablename__ = "provider_exclusion"
+    # (region, provider_id) is the key the reservation reads; the provider's
+    # own view lists the regions excluding it.
+    __table_args__ = (Index("ix_provider_exclusion_provider_id", "provider_id"),)
+    region: str = Field(foreign_key="region.code", primary_key=True, max_length=8)
+    provider_id: str = Field(foreign_key="provider.id", primary_key=True, max_length=40)
+    reason: str = Field(max_length=500)
+    excluded_by: str = Field(max_length=64)
+    excluded_at: str = Field(max_length=40)
+
+
 class Enterprise(SQLModel, table=True):
     __tablename__ = "enterprise"
     __table_args__ = (CheckConstraint("kind IN ('enterprise', 'team')", name="enterprise_kind"),)
