@@ -72,7 +72,14 @@ def filter_cases(engine) -> dict[str, dict]:
         enterprise = connection.execute(text(
             "SELECT r.ref FROM ledger_ref r JOIN ledger_entry e ON e.seq = r.seq "
             "WHERE e.kind = 'enterprise.registered' AND e.seq >= :s ORDER BY e.seq LIMIT 1"),
-            {"s": size // 3}).scalar_one()
+            {"s": size // 3}).scalar()
+        if enterprise is None:
+            # Past some size every enterprise registered before the first third
+            # (at 1M: all in the first third): then the enterprise the first
+            # entry of the second third names.
+            enterprise = connection.execute(text(
+                "SELECT ref FROM ledger_ref WHERE ref LIKE 'ent%' AND seq >= :s ORDER BY seq LIMIT 1"),
+                {"s": size // 3}).scalar_one()
         late_ts = at(0.9, "ts")
     day = mid_ts.date()
     return {

@@ -191,6 +191,9 @@ class Client:
     def patch(self, path, json=None, headers=None, **kw):
         return self.http.patch(f"/api/v1{path}", json=json, headers=self._headers(headers), **kw)
 
+    def delete(self, path, headers=None, **kw):
+        return self.http.delete(f"/api/v1{path}", headers=self._headers(headers), **kw)
+
 
 class Actors:
     """Mints principals of every role, bound as asked."""

@@ -70,22 +70,19 @@ class CatalogItem(SQLModel, table=True):
 class CatalogProposal(SQLModel, table=True):
     """A change to the shared catalogue, in effect once a quorum of member regions approves (DESIGN §8)."""
     __tablename__ = "catalog_proposal"
-    __table_args__ = (
-        CheckConstraint("status IN ('open', 'adopted', 'withdrawn')", name="catalog_proposal_status"),)
+    __table_args__ = (CheckConstraint("status IN ('open', 'adopted', 'withdrawn')", name="catalog_proposal_status"),)
     id: str = Field(primary_key=True, max_length=40)
     code: str = Field(max_length=32, index=True)
     # JSON text: {"action": "create" | "update", "code": ..., "fields": {...}}
     change: str = Field(sa_column=Column(Text, nullable=False))
-    # The item's code while the proposal is open, NULL once decided: its UNIQUE
-    # constraint is how the database refuses a second open proposal for one item.
+    # The item's code while open, NULL once decided: UNIQUE, so one open proposal an item.
     open_code: Optional[str] = Field(default=None, max_length=32, unique=True)
     region: str = Field(foreign_key="region.code", max_length=8)
     proposed_by: str = Field(max_length=64)
     proposed_at: str = Field(max_length=40)
     status: str = Field(max_length=16)
     decided_at: Optional[str] = Field(default=None, max_length=40)
-    # The approvals the decision was measured against; while open it is counted afresh.
-    decided_quorum: Optional[int] = None
+    decided_quorum: Optional[int] = None  # approvals the decision was measured against
 
 
 class CatalogProposalApproval(SQLModel, table=True):
@@ -113,6 +110,18 @@ class ProviderCategory(SQLModel, table=True):
     __tablename__ = "provider_category"
     provider_id: str = Field(foreign_key="provider.id", primary_key=True, max_length=40)
     category: str = Field(foreign_key="catalog_category.code", primary_key=True, max_length=32)
+
+
+class ProviderExclusion(SQLModel, table=True):
+    """A region's refusal of a provider for the vouchers it issues (DESIGN §8); readmission
+    deletes the row, the ledger keeps both events. Reservations read it by its key."""
+    __tablename__ = "provider_exclusion"
+    __table_args__ = (Index("ix_provider_exclusion_provider_id", "provider_id"),)
+    region: str = Field(foreign_key="region.code", primary_key=True, max_length=8)
+    provider_id: str = Field(foreign_key="provider.id", primary_key=True, max_length=40)
+    reason: str = Field(max_length=500)
+    excluded_by: str = Field(max_length=64)
+    excluded_at: str = Field(max_length=40)
 
 
 class Enterprise(SQLModel, table=True):
@@ -395,9 +404,8 @@ class SettlementLine(SQLModel, table=True):
 
 
 class SettlementRedemption(SQLModel, table=True):
-    """Which redemptions a batch takes. `live_redemption_id` is the redemption
-    id while the batch is live and NULL once it is cancelled: its UNIQUE
-    constraint is how the database refuses a redemption to a second live batch."""
+    """Which redemptions a batch takes. `live_redemption_id` is the redemption id while the
+    batch is live, NULL once cancelled: UNIQUE, so no redemption is in two live batches."""
     __tablename__ = "settlement_redemption"
     settlement_id: str = Field(foreign_key="settlement.id", primary_key=True, max_length=40)
     redemption_id: str = Field(foreign_key="redemption.id", primary_key=True, max_length=40)

@@ -123,6 +123,21 @@ def setup_suspended_provider_ks(who):
     return target
 
 
+def setup_provider_sh(who):
+    r = who["off_sh"].post("/providers", json={"name": f"SH provider {next(_counter)}", "uscc": make_uscc("310115"),
+                                               "region": "SH", "categories": ["testing"]})
+    assert r.status_code == 201, r.get_json()
+    return {"id": r.get_json()["id"]}
+
+
+def setup_excluded_provider(who):
+    """An SH provider that KS excludes for its vouchers."""
+    target = setup_provider_sh(who)
+    r = who["off_ks"].post("/regions/KS/excluded-providers", json={"provider_id": target["id"], "reason": "access"})
+    assert r.status_code == 201, r.get_json()
+    return target
+
+
 def setup_catalog_proposal(who):
     """An open proposal of SH's to add an item (SH's approval is its first)."""
     code = f"AC-{secrets.token_hex(4).upper()}"
@@ -179,8 +194,9 @@ def setup_entry(who):
 
 SETUPS = {f.__name__.removeprefix("setup_"): f for f in (
     setup_application, setup_voucher, setup_reserved, setup_reserved_at_ks, setup_claimed, setup_confirmed,
-    setup_provider_ks, setup_suspended_provider_ks, setup_catalog_proposal, setup_catalog_item, setup_world, setup_entry, setup_redeemed,
-    setup_settlement, setup_approved_settlement)}
+    setup_provider_ks, setup_suspended_provider_ks, setup_provider_sh, setup_excluded_provider,
+    setup_catalog_proposal, setup_catalog_item, setup_world, setup_entry, setup_redeemed, setup_settlement,
+    setup_approved_settlement)}
 
 
 def new_catalog_body(_target):
@@ -250,6 +266,11 @@ OPERATIONS = {
     "create_provider_ks": ("POST", "/providers", "world", new_party_body("provider")),
     "suspend_provider_ks": ("POST", "/providers/{id}/suspend", "provider_ks", None),
     "reinstate_provider_ks": ("POST", "/providers/{id}/reinstate", "suspended_provider_ks", None),
+    "list_excluded_providers": ("GET", "/regions/KS/excluded-providers", "world", None),
+    "get_excluded_provider": ("GET", "/regions/KS/excluded-providers/{id}", "excluded_provider", None),
+    "exclude_provider": ("POST", "/regions/KS/excluded-providers", "provider_sh",
+                         lambda target: {"provider_id": target["id"], "reason": "access test"}),
+    "readmit_provider": ("DELETE", "/regions/KS/excluded-providers/{id}", "excluded_provider", None),
     "list_enterprises": ("GET", "/enterprises", "world", None),
     "get_enterprise": ("GET", "/enterprises/ent-ks-003", "world", None),
     "create_enterprise_ks": ("POST", "/enterprises", "world", new_party_body("enterprise")),
@@ -335,6 +356,11 @@ EXPECTED = {
     "create_provider_ks": {**ALL_403, "off_ks": 201},
     "suspend_provider_ks": {**ALL_403, "off_ks": 200},
     "reinstate_provider_ks": {**ALL_403, "off_ks": 200},
+    # Where a KS voucher may not be spent: everyone reads it; only KS officers decide it.
+    "list_excluded_providers": ALL_OK,
+    "get_excluded_provider": ALL_OK,
+    "exclude_provider": {**ALL_403, "off_ks": 201},
+    "readmit_provider": {**ALL_403, "off_ks": 200},
     "list_enterprises": {**ALL_OK, "prv_sh1": 403, "prv_sh4": 403, "prv_ks2": 403},
     "get_enterprise": OWNED_READ,
     "create_enterprise_ks": {**ALL_403, "off_ks": 201},
@@ -407,6 +433,8 @@ def _call(client, method, path, body):
         return client.get(path)
     if method == "PATCH":
         return client.patch(path, json=body)
+    if method == "DELETE":
+        return client.delete(path)
     return client.post(path, json=body)
 
 

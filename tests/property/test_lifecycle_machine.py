@@ -17,6 +17,7 @@ from hypothesis.stateful import (
     initialize,
     invariant,
     multiple,
+    precondition,
     rule,
     run_state_machine_as_test,
 )
@@ -36,6 +37,7 @@ def event(outcome):
 
 ENTERPRISES = ["ent-ks-001", "ent-ks-002", "ent-ks-003", "ent-sh-001", "ent-sh-002", "ent-wj-001"]
 REGION_OF = {e: e.split("-")[1].upper() for e in ENTERPRISES}
+REGIONS = ("SH", "KS", "WJ")
 # Active and suspended providers, accredited or not, related or not: rules decide.
 # Providers accredited for testing/instruments appear more often so that most
 # reservations can succeed; the others exercise the refusals.
@@ -46,6 +48,8 @@ ITEMS = ["TS-01", "IN-01"] * 3 + ["TS-03", "IP-02", "RD-01", "CS-01"]
 GOVERNED = {"TS-01": 5000, "IN-01": 5000, "TS-03": 3000}
 REGIONS = ("SH", "KS", "WJ")
 REGION_RATIO_BP = {"SH": 5000, "KS": 5000, "WJ": 4000}
+HOME_OF = {p: p.split("-")[1].upper() for p in PROVIDERS}
+SUSPENDED = {"prv-sh-005"}  # seeded suspended; the machine does not reinstate it
 amounts = st.one_of(st.integers(min_value=1, max_value=3_000_000), st.integers(min_value=1, max_value=40_000_000))
 
 
@@ -72,6 +76,7 @@ def lifecycle_machine(databases):
             self.holds = {}  # redemption id -> (voucher id, amount, status)
             self.ratio = dict(GOVERNED)  # item -> its ratio in effect
             self.proposals = {}  # proposal id -> [item, ratio, proposing region, approving regions, status]
+            self.excluded = set()  # (region, provider): the region's vouchers may not be spent there
 
         def teardown(self):
             with self.app.app_context():
@@ -116,7 +121,15 @@ def lifecycle_machine(databases):
                 "voucher_id": voucher, "provider_id": provider, "catalog_code": item,
                 "service_fee_fen": fee, "amount_fen": amount})
             event(f"reserve -> {r.status_code} {(r.json or {}).get('rule', '')}")
+            if (REGION_OF[self.owner[voucher]], provider) in self.excluded:
+                # The rules checked before the exclusion (voucher, then provider status) may refuse first.
+                status = self._voucher(voucher)["status"]
+                expected = ("voucher_active" if status != "active" else
+                            "provider_active" if provider in SUSPENDED else "provider_excluded")
+                assert r.status_code == 409 and r.json["rule"] == expected, (expected, r.json)
+                return multiple()
             if r.status_code == 409:
+                assert r.json["rule"] != "provider_excluded", r.json
                 return multiple()
             assert r.status_code == 201, r.json
             self.model[voucher][0] -= amount
@@ -142,6 +155,10 @@ def lifecycle_machine(databases):
             r = self._step(redemption, self.provider[provider], "claim",
                            {"invoice_no": "INV", "service_fee_fen": fee, "amount_fen": claimed}, ("reserved",))
             if r is None:
+                return
+            if (REGION_OF[self.owner[voucher]], provider) in self.excluded:
+                # Excluded since the reservation: no claim (docs/decisions.md); cancel or reject release it.
+                assert r.status_code == 409 and r.json["rule"] == "provider_excluded", r.json
                 return
             if r.status_code == 409:
                 # The item's ratio may have been lowered since the reservation, by an adopted proposal.
@@ -193,6 +210,35 @@ def lifecycle_machine(databases):
                 if self._open(voucher):
                     self.model[voucher][0] += amount
                 self.holds[redemption][2] = "cancelled" if action == "cancel" else "rejected"
+
+        @rule(provider=st.sampled_from(PROVIDERS), other=st.sampled_from([1, 2, 1, 2, 0]))
+        def exclude(self, provider, other):
+            # Mostly another region than the provider's home; sometimes the home region, refused.
+            region = HOME_OF[provider] if other == 0 else [r for r in REGIONS if r != HOME_OF[provider]][other % 2]
+            r = self.officer[region].post(f"/regions/{region}/excluded-providers",
+                                          json={"provider_id": provider, "reason": "machine"})
+            event(f"exclude -> {r.status_code} {(r.json or {}).get('rule', '')}")
+            if HOME_OF[provider] == region:
+                assert r.status_code == 409 and r.json["rule"] == "provider_home_region", r.json
+            elif (region, provider) in self.excluded:
+                assert r.status_code == 409 and r.json["rule"] == "provider_already_excluded", r.json
+            else:
+                assert r.status_code == 201, r.json
+                self.excluded.add((region, provider))
+
+        @precondition(lambda self: self.excluded)
+        @rule(region=st.sampled_from(REGIONS), provider=st.sampled_from(PROVIDERS),
+              pick=st.sampled_from([1, 2, 3, 0]))
+        def readmit(self, region, provider, pick):
+            if pick:  # mostly a standing exclusion, sometimes any pair (most often 404)
+                region, provider = sorted(self.excluded)[pick % len(self.excluded)]
+            r = self.officer[region].delete(f"/regions/{region}/excluded-providers/{provider}")
+            event(f"readmit -> {r.status_code}")
+            if (region, provider) in self.excluded:
+                assert r.status_code == 200, r.json
+                self.excluded.discard((region, provider))
+            else:
+                assert r.status_code == 404, r.json
 
         @rule(voucher=vouchers, really=st.integers(min_value=0, max_value=3))
         def void(self, voucher, really):

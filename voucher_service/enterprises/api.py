@@ -15,7 +15,7 @@ from voucher_service.http.common import (
     page_schema,
 )
 from voucher_service.models import Enterprise
-from voucher_service.providers.api import USCC_FIELD
+from voucher_service.providers.api.registry import USCC_FIELD
 
 URL = "/enterprises"
 blp = Blueprint("enterprises", __name__, description="SMEs that hold vouchers")

@@ -33,6 +33,12 @@ POLICY: dict[str, dict[str, str] | str] = {
     "providers.create_provider": {"officer": "own region in body"},
     "providers.suspend_provider": {"officer": "home region"},
     "providers.reinstate_provider": {"officer": "home region"},
+    # A region's exclusions: every principal reads them (where may a voucher be spent?);
+    # only that region's officers change them.
+    "provider_exclusions.list_excluded_providers": _EVERYONE,
+    "provider_exclusions.get_excluded_provider": _EVERYONE,
+    "provider_exclusions.exclude_provider": {"officer": "own region in path"},
+    "provider_exclusions.readmit_provider": {"officer": "own region in path"},
     "enterprises.list_enterprises": {**_OWNED, "sme": "self"},
     "enterprises.get_enterprise": {**_OWNED, "sme": "self"},
     "enterprises.create_enterprise": {"officer": "own region in body"},

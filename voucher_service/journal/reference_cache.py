@@ -1,15 +1,15 @@
 """Reference data the write rules read, cached per process for one registry version.
 
-Every reservation checks the provider, its accredited categories, the
-catalogue item, the enterprise's related providers, the region's policy and
-the region's signing key, all under the ledger lock: six reads, while every
-other writer waits (docs/performance.md). These rows change rarely, so a
-process keeps what it has read, valid for one *registry version*: a counter on
-the ledger head that database triggers move on every INSERT, UPDATE or DELETE
-of the tables below (migration 0004), by any code path. The lock statement
-returns the version, so a writer holding the lock knows, with no extra round
-trip, whether what it cached is still what the database holds; while it holds
-the lock no other writer can change these tables.
+Every reservation checks the provider, its accredited categories and the
+regions excluding it, the catalogue item, the enterprise's related providers,
+the region's policy and the region's signing key, all under the ledger lock:
+seven reads, while every other writer waits (docs/performance.md). These rows
+change rarely, so a process keeps what it has read, valid for one *registry
+version*: a counter on the ledger head that database triggers move on every
+INSERT, UPDATE or DELETE of the tables below (migrations 0004 and 0008), by any
+code path. The lock statement returns the version, so a writer holding the
+lock knows, with no extra round trip, whether what it cached is still what the
+database holds; while it holds the lock no other writer can change these tables.
 
 A transaction that changes reference data itself must not use the cache, nor
 fill it: what it reads may never be committed, and after a rollback the
@@ -36,13 +36,14 @@ from voucher_service.models import (
     Policy,
     Provider,
     ProviderCategory,
+    ProviderExclusion,
     Region,
     SigningKeyRecord,
 )
 
 # The tables whose triggers move the version: nothing else may be cached here.
-REGISTRY_MODELS = (Region, Policy, CatalogCategory, CatalogItem, Provider, ProviderCategory, Enterprise,
-                   EnterpriseRelatedProvider, SigningKeyRecord)
+REGISTRY_MODELS = (Region, Policy, CatalogCategory, CatalogItem, Provider, ProviderCategory, ProviderExclusion,
+                   Enterprise, EnterpriseRelatedProvider, SigningKeyRecord)
 # A bound on memory, not a tuning knob: one entry per provider, item,
 # enterprise or region asked about; the cache starts over when it fills.
 MAX_ENTRIES = 100_000

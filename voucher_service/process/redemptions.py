@@ -17,7 +17,7 @@ from voucher_service.programme.errors import NotFound
 from voucher_service.programme.regions import subsidy_ratio_bp_in_effect
 from voucher_service.programme.writes import append as _append
 from voucher_service.programme.writes import lock
-from voucher_service.providers.service import get_provider, provider_facts
+from voucher_service.providers.service import provider_facts
 
 
 def get_redemption(ctx: Context, redemption_id: str, *, for_update: bool = False) -> Redemption:
@@ -61,6 +61,7 @@ def reserve(ctx: Context, *, voucher_id: str, provider_id: str, catalog_code: st
     rules.check_voucher_usable(voucher.status, voucher.valid_from, voucher.valid_until, local_date(ctx.now))
     rules.check_catalog_item_active(item.active, item.code)
     rules.check_provider_active(provider.status, provider.id)
+    rules.check_provider_not_excluded(provider.excluded_in, voucher.region, provider.id)
     rules.check_provider_accredited(provider.categories, item.category, provider.id)
     rules.check_not_related_party(related_provider_set(ctx, voucher.enterprise_id), provider.id)
     rules.check_subsidy_ratio(amount_fen, service_fee_fen, applicable_ratio_bp(ctx, voucher.region, item.code))
@@ -99,8 +100,11 @@ def claim(ctx: Context, redemption_id: str, *, invoice_no: str, service_fee_fen:
     lock(ctx)
     redemption = get_redemption(ctx, redemption_id, for_update=True)
     rules.check_transition("redemption", redemption.status, "claimed", rules.REDEMPTION_TRANSITIONS)
-    provider = get_provider(ctx, redemption.provider_id)
+    # Checked again, as at reservation: a provider suspended, or excluded by the
+    # issuing region, after the reservation cannot claim it (docs/decisions.md).
+    provider = provider_facts(ctx, redemption.provider_id)
     rules.check_provider_active(provider.status, provider.id)
+    rules.check_provider_not_excluded(provider.excluded_in, redemption.region, provider.id)
     rules.check_claim_not_raising(amount_fen, redemption.amount_fen)
     rules.check_subsidy_ratio(amount_fen, service_fee_fen,
                               applicable_ratio_bp(ctx, redemption.region, redemption.catalog_code))

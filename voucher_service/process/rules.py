@@ -90,6 +90,15 @@ def check_provider_active(status: str, provider_id: str) -> None:
         raise RuleViolation("provider_active", f"provider active: provider {provider_id} is {status}")
 
 
+def check_provider_not_excluded(excluded_in: frozenset[str], region: str, provider_id: str) -> None:
+    """A region's exclusion (DESIGN §8) refuses only the vouchers that region issued."""
+    if region in excluded_in:
+        raise RuleViolation(
+            "provider_excluded",
+            f"provider excluded: {region} excludes provider {provider_id}; "
+            f"vouchers issued by {region} may not be spent there")
+
+
 def check_provider_accredited(categories: set[str], category: str, provider_id: str) -> None:
     if category not in categories:
         raise RuleViolation(

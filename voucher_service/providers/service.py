@@ -12,6 +12,7 @@ from voucher_service.programme.context import Context
 from voucher_service.programme.errors import InvalidInput, NotFound
 from voucher_service.programme.regions import get_region
 from voucher_service.programme.writes import append, lock
+from voucher_service.providers.exclusions import regions_excluding
 from voucher_service.providers.rules import check_provider_status_change, check_uscc_unique
 from voucher_service.providers.uscc import uscc_problem
 
@@ -59,6 +60,7 @@ class ProviderFacts:
     region: str
     status: str
     categories: frozenset[str]
+    excluded_in: frozenset[str]  # regions whose vouchers may not be spent here (providers/exclusions.py)
 
 
 def provider_facts(ctx: Context, provider_id: str) -> ProviderFacts:
@@ -67,7 +69,8 @@ def provider_facts(ctx: Context, provider_id: str) -> ProviderFacts:
             select(Provider.id, Provider.region, Provider.status).where(Provider.id == provider_id)).first()
         if row is None:
             return None
-        return ProviderFacts(row.id, row.region, row.status, frozenset(provider_categories(ctx, provider_id)))
+        return ProviderFacts(row.id, row.region, row.status, frozenset(provider_categories(ctx, provider_id)),
+                             regions_excluding(ctx, provider_id))
     facts = registry_cache.cached(ctx.session, "provider", provider_id, load)
     if facts is None:
         raise NotFound("provider", f"no provider {provider_id}")

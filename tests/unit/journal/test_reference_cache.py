@@ -28,9 +28,11 @@ from voucher_service.process import applications, redemptions
 from voucher_service.programme import regions
 from voucher_service.programme.context import Context
 from voucher_service.programme.errors import NotFound, RuleViolation
+from voucher_service.providers import exclusions
 from voucher_service.providers import service as providers
 
 PROVIDER, ITEM = "prv-sh-001", "TS-01"
+KS_PROVIDER = "prv-ks-002"
 REGISTRY_TABLES = {model.__tablename__ for model in registry_cache.REGISTRY_MODELS}
 
 
@@ -97,7 +99,7 @@ def test_every_cached_table_has_triggers_that_move_the_version(fresh_app):
             "catalog_item": f"code = '{ITEM}'", "provider": f"id = '{PROVIDER}'",
             "provider_category": f"provider_id = '{PROVIDER}'", "enterprise": "region = 'SH'",
             "signing_key": "region = 'SH'"}
-    assert REGISTRY_TABLES == set(rows) | {"enterprise_related_provider"}
+    assert REGISTRY_TABLES == set(rows) | {"enterprise_related_provider", "provider_exclusion"}
     with fresh_app.app_context(), Session(get_engine()) as session:
         connection = session.connection()
         start = connection.execute(text("SELECT registry_version FROM ledger_head")).scalar_one()
@@ -110,9 +112,14 @@ def test_every_cached_table_has_triggers_that_move_the_version(fresh_app):
             assert now > seen, f"an UPDATE of {table} did not move the registry version"
             seen = now
         enterprise = connection.execute(text("SELECT id FROM enterprise LIMIT 1")).scalar_one()
+        # Tables the seeds leave empty: a row is inserted, updated and deleted.
         for statement in (f"INSERT INTO enterprise_related_provider (enterprise_id, provider_id) "
                           f"VALUES ('{enterprise}', '{PROVIDER}')",
-                          f"DELETE FROM enterprise_related_provider WHERE enterprise_id = '{enterprise}'"):
+                          f"DELETE FROM enterprise_related_provider WHERE enterprise_id = '{enterprise}'",
+                          f"INSERT INTO provider_exclusion (region, provider_id, reason, excluded_by, excluded_at) "
+                          f"VALUES ('KS', '{PROVIDER}', 'test', 'test', '2026-01-01T00:00:00Z')",
+                          "UPDATE provider_exclusion SET reason = 'changed'",
+                          "DELETE FROM provider_exclusion"):
             connection.execute(text(statement))
             now = connection.execute(text("SELECT registry_version FROM ledger_head")).scalar_one()
             assert now > seen, statement
@@ -190,6 +197,23 @@ def test_a_policy_adopted_by_another_worker_applies_from_its_date(workers):
     refused(a, voucher_id, "subsidy_ratio")
 
 
+def test_an_exclusion_by_another_worker_is_refused_and_its_lifting_seen(workers):
+    """The workers' voucher is SH's; prv-ks-002 is a KS provider SH may exclude."""
+    a, b, voucher_id, _ = workers
+    reserve(a, voucher_id, provider=KS_PROVIDER)
+    with context(b) as ctx:
+        exclusions.exclude_provider(ctx, region="SH", provider_id=KS_PROVIDER, reason="cache test")
+    refused(a, voucher_id, "provider_excluded", provider=KS_PROVIDER)
+    with context(b) as ctx:
+        exclusions.readmit_provider(ctx, region="SH", provider_id=KS_PROVIDER)
+    reserve(a, voucher_id, provider=KS_PROVIDER)
+    sql(b, f"INSERT INTO provider_exclusion (region, provider_id, reason, excluded_by, excluded_at) "
+           f"VALUES ('SH', '{KS_PROVIDER}', 'by hand', 'operator', '2026-01-01T00:00:00Z')")
+    refused(a, voucher_id, "provider_excluded", provider=KS_PROVIDER)
+    sql(b, "DELETE FROM provider_exclusion")
+    reserve(a, voucher_id, provider=KS_PROVIDER)
+
+
 def test_a_related_provider_recorded_by_plain_sql_is_refused(workers):
     a, b, voucher_id, enterprise_id = workers
     reserve(a, voucher_id)
@@ -242,6 +266,18 @@ def test_a_change_in_the_same_transaction_is_seen_and_a_rollback_leaves_no_trace
     # The reinstatement never committed: what the rolled-back transaction read
     # must not have been kept for the version the database is back at.
     refused(a, voucher_id, "provider_active")
+
+
+def test_an_exclusion_applies_within_its_own_transaction(workers):
+    a, _b, voucher_id, _ = workers
+    reserve(a, voucher_id, provider=KS_PROVIDER)                 # cache warm: not excluded
+    with pytest.raises(RuleViolation) as caught:
+        with context(a) as ctx:
+            exclusions.exclude_provider(ctx, region="SH", provider_id=KS_PROVIDER, reason="same transaction")
+            redemptions.reserve(ctx, voucher_id=voucher_id, provider_id=KS_PROVIDER, catalog_code=ITEM,
+                                service_fee_fen=20_000, amount_fen=10_000)
+    assert caught.value.rule == "provider_excluded"
+    reserve(a, voucher_id, provider=KS_PROVIDER)                 # rolled back: not excluded
 
 
 def test_a_rotation_signs_its_own_entry_with_the_new_key(workers):

@@ -63,6 +63,13 @@ def test_provider_must_be_active_and_accredited():
     refused("provider_accredited", rules.check_provider_accredited, {"testing"}, "ip", "p")
 
 
+def test_an_exclusion_refuses_the_excluding_regions_vouchers_only():
+    rules.check_provider_not_excluded(frozenset(), "KS", "p")
+    rules.check_provider_not_excluded(frozenset({"SH", "WJ"}), "KS", "p")
+    detail = refused("provider_excluded", rules.check_provider_not_excluded, frozenset({"KS"}), "KS", "p")
+    assert detail.startswith("provider excluded: KS excludes provider p")
+
+
 def test_related_party_is_refused():
     rules.check_not_related_party({"a"}, "b")
     assert "related party" in refused("related_party", rules.check_not_related_party, {"a", "b"}, "b")

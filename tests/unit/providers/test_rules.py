@@ -33,3 +33,15 @@ def test_a_status_outside_the_table_is_refused():
     detail = refused("state_machine", rules.check_provider_status_change, "prv-1", "active", "struck_off")
     assert detail == "state machine: provider is 'active' and cannot become 'struck_off'"
     assert rules.PROVIDER_TRANSITIONS == {"active": {"suspended"}, "suspended": {"active"}}
+
+
+def test_a_region_excludes_only_providers_of_other_regions():
+    rules.check_not_home_region("SH", "KS", "prv-sh-001")
+    detail = refused("provider_home_region", rules.check_not_home_region, "KS", "KS", "prv-ks-002")
+    assert "registered in KS" in detail and "/providers/prv-ks-002/suspend" in detail
+
+
+def test_an_exclusion_is_made_once():
+    rules.check_not_already_excluded(False, "KS", "prv-sh-001")
+    detail = refused("provider_already_excluded", rules.check_not_already_excluded, True, "KS", "prv-sh-001")
+    assert detail == "provider already excluded: KS already excludes provider prv-sh-001"

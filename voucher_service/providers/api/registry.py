@@ -15,6 +15,7 @@ from voucher_service.http.common import (
     where_equal,
 )
 from voucher_service.models import Provider, ProviderCategory
+from voucher_service.providers import exclusions
 from voucher_service.providers import service as providers
 from voucher_service.providers.uscc import USCC_LENGTH
 
@@ -32,6 +33,9 @@ class ProviderSchema(ResourceSchema):
     region = fields.String()
     categories = fields.List(fields.String())
     status = fields.String(metadata={"enum": ["active", "suspended"]})
+    excluded_in = fields.List(fields.String(), metadata={
+        "description": "regions whose vouchers may not be spent here (GET /regions/{code}/excluded-providers); "
+                       "vouchers of every other region may"})
     created_at = fields.String()
     updated_at = fields.String()
 
@@ -50,8 +54,11 @@ class ProviderListArgs(PageArgs):
     status = fields.String(validate=validate.OneOf(["active", "suspended"]))
 
 
-def provider_view(ctx, provider: Provider) -> dict:
-    return {**provider.model_dump(), "categories": providers.provider_categories(ctx, provider.id)}
+def provider_view(ctx, provider: Provider, excluded_in: list[str] | None = None) -> dict:
+    if excluded_in is None:
+        excluded_in = exclusions.excluded_in(ctx, [provider.id])[provider.id]
+    return {**provider.model_dump(), "categories": providers.provider_categories(ctx, provider.id),
+            "excluded_in": excluded_in}
 
 
 @blp.route("")
@@ -65,7 +72,8 @@ def list_providers(args):
         query = query.where(Provider.id.in_(select(ProviderCategory.provider_id)
                                             .where(ProviderCategory.category == args["category"])))
     result = page(query, Provider.id, args)
-    result["items"] = [provider_view(ctx, p) for p in result["items"]]
+    excluded_in = exclusions.excluded_in(ctx, [p.id for p in result["items"]])
+    result["items"] = [provider_view(ctx, p, excluded_in[p.id]) for p in result["items"]]
     return result
 
 
