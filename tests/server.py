@@ -10,7 +10,7 @@ import pytest
 from conftest import PASSPHRASE, REPO
 
 from voucher_service.cli.client import ApiClient
-from voucher_service.cli.devserver import GunicornProcess, service_env
+from voucher_service.cli.devserver import GunicornProcess, free_port, service_env  # noqa: F401 (free_port: for the e2e tests)
 
 BIN = os.path.dirname(sys.executable)
 STARTUP_TIMEOUT_S = 30

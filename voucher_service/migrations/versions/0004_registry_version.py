@@ -22,7 +22,7 @@ branch_labels = None
 depends_on = None
 
 # Every table whose rows registry_cache may hold. Adding a table to the cache
-# means adding it here, in a new migration (tests/functional/test_registry_cache.py
+# means adding it here, in a new migration (tests/unit/journal/test_reference_cache.py
 # checks each one).
 REGISTRY_TABLES = ("region", "policy", "catalog_category", "catalog_item", "provider", "provider_category",
                    "enterprise", "enterprise_related_provider", "signing_key")
