@@ -184,6 +184,27 @@ def setup_approved_settlement(who):
     return target
 
 
+def setup_executed_settlement(who):
+    target = setup_approved_settlement(who)
+    r = who["_fin_ks_creator"].post(f"/settlements/{target['id']}/execute")
+    assert r.status_code == 200, r.get_json()
+    return {**target, "redemption_ids": [rid for line in r.get_json()["lines"] for rid in line["redemption_ids"]]}
+
+
+def setup_redeemed_amount(who):
+    rid = setup_redeemed(who)["id"]
+    return {"id": rid, "amount_fen": who["off_ks"].get(f"/redemptions/{rid}").get_json()["amount_fen"]}
+
+
+def setup_receivable(who):
+    """prv-sh-001 owes KS back 1,000 fen: a settled redemption, partly recovered."""
+    target = setup_executed_settlement(who)
+    r = who["off_ks"].post(f"/redemptions/{target['redemption_ids'][0]}/recover",
+                           json={"amount_fen": 1_000, "reason": "access test"})
+    assert r.status_code == 200, r.get_json()
+    return {"id": "prv-sh-001"}
+
+
 def setup_entry(who):
     """The voucher.issued entry of a voucher of the owner (a KS enterprise)."""
     r = who["sme_owner"].post("/applications", json={"amount_fen": 20_000, "purpose": "ledger access"})
@@ -196,7 +217,7 @@ SETUPS = {f.__name__.removeprefix("setup_"): f for f in (
     setup_application, setup_voucher, setup_reserved, setup_reserved_at_ks, setup_claimed, setup_confirmed,
     setup_provider_ks, setup_suspended_provider_ks, setup_provider_sh, setup_excluded_provider,
     setup_catalog_proposal, setup_catalog_item, setup_world, setup_entry, setup_redeemed, setup_settlement,
-    setup_approved_settlement)}
+    setup_approved_settlement, setup_executed_settlement, setup_redeemed_amount, setup_receivable)}
 
 
 def new_catalog_body(_target):
@@ -294,12 +315,18 @@ OPERATIONS = {
     "approve_redemption_at_ks": ("POST", "/redemptions/{id}/approve", "reserved_at_ks", None),
     "reject_redemption": ("POST", "/redemptions/{id}/reject", "reserved", const({"reason": "no service"})),
     "cancel_redemption": ("POST", "/redemptions/{id}/cancel", "reserved", const({})),
+    "recover_redemption": ("POST", "/redemptions/{id}/recover", "redeemed_amount",
+                           lambda target: {"amount_fen": target["amount_fen"], "reason": "audit"}),
+    "repay_provider": ("POST", "/providers/{id}/repayments", "receivable",
+                       const({"amount_fen": 1, "reference": "BANK-1"})),
     "create_settlement": ("POST", "/settlements", "redeemed", lambda _target: {"period": current_month()}),
     "list_settlements": ("GET", "/settlements", "world", None),
     "get_settlement": ("GET", "/settlements/{id}", "settlement", None),
     "approve_settlement": ("POST", "/settlements/{id}/approve", "settlement", None),
     "execute_settlement": ("POST", "/settlements/{id}/execute", "approved_settlement", None),
     "cancel_settlement": ("POST", "/settlements/{id}/cancel", "settlement", const({"reason": "recount"})),
+    "settlement_results": ("POST", "/settlements/{id}/results", "executed_settlement", const({"results": [
+        {"provider_id": "prv-sh-001", "result": "paid", "bank_reference": "CNAPS-1"}]})),
     "settlement_payouts": ("GET", "/settlements/{id}/payouts", "settlement", None),
     "reconciliation": ("GET", f"/regions/KS/reconciliation?period={current_month()}", "world", None),
     "ledger_checkpoint": ("GET", "/ledger/checkpoint", "world", None),
@@ -386,6 +413,10 @@ EXPECTED = {
                                  "prv_ks2": 403, "off_ks": 409},  # reserved, not yet confirmed: a rule, not a role
     "reject_redemption": {**REDEMPTION_ACT, "off_ks": 200},
     "cancel_redemption": {**REDEMPTION_ACT, "sme_owner": 200},
+    # Recovered by the issuing region's officers; repayments recorded by the finance officer of the region
+    # repaid (SH is owed nothing back: a rule, not a role).
+    "recover_redemption": {**REDEMPTION_ACT, "off_ks": 200},
+    "repay_provider": {**ALL_403, "fin_ks": 201, "fin_sh": 409},
     # Finance officers of the paying region create; SH pays quarterly, so a month is a rule, not a role.
     "create_settlement": {**ALL_403, "fin_ks": 201, "fin_sh": 409},
     "list_settlements": {**ALL_403, "fin_ks": 200, "fin_sh": 200, "auditor": 200, "admin": 200},
@@ -395,6 +426,7 @@ EXPECTED = {
     "approve_settlement": {**SETTLEMENT_ACT, "fin_ks": 200, "fin_sh": 200},
     "execute_settlement": {**SETTLEMENT_ACT, "fin_ks": 200},
     "cancel_settlement": {**SETTLEMENT_ACT, "fin_ks": 200},
+    "settlement_results": {**SETTLEMENT_ACT, "fin_ks": 200},
     # KS's signed statement: its finance officers, auditors and admins; another region's finance too is refused.
     "reconciliation": {**ALL_403, "fin_ks": 200, "auditor": 200, "admin": 200},
     # Public: anyone holding the keys checks the log.

@@ -50,6 +50,7 @@ Account mapping (ledger → Beancount; R region, V voucher id, P provider id)::
     voucher:V:held    Liabilities:Vouchers:<V>:Held
     payable:R:P       Liabilities:Payable:<R>:<P>     (R = up to the first ':')
     paid:P            Expenses:Paid:<P>
+    receivable:R:P    Assets:Receivable:<R>:<P>       (R = up to the first ':')
     anything else     Equity:Unmapped:<whole name>
 
 where <x> is one Beancount name component made from the id x, injectively:
@@ -94,6 +95,7 @@ from voucher_service.ledger.accounts import (
     TREASURY_PREFIX,
     VOUCHER_PREFIX,
     payable_account,
+    receivable_account,
 )
 from voucher_service.ledger.amounts import yuan
 from voucher_service.models import Account, LedgerEntry, LedgerPosting
@@ -116,6 +118,7 @@ BUDGET = "Assets:Budget"
 VOUCHERS = "Liabilities:Vouchers"
 PAYABLE = "Liabilities:Payable"
 PAID = "Expenses:Paid"
+RECEIVABLE = "Assets:Receivable"
 UNMAPPED = "Equity:Unmapped"
 
 
@@ -184,10 +187,11 @@ def beancount_account(name: str) -> str:
             if rest.endswith(HELD_SUFFIX):
                 return f"{VOUCHERS}:{component(rest[: -len(HELD_SUFFIX)])}:Held"
             return f"{VOUCHERS}:{component(rest)}:Available"
-        if kind == "payable":
+        if kind in ("payable", "receivable"):
             region, sep2, provider = rest.partition(":")
             if sep2:
-                return f"{PAYABLE}:{component(region)}:{component(provider)}"
+                parent = PAYABLE if kind == "payable" else RECEIVABLE
+                return f"{parent}:{component(region)}:{component(provider)}"
     return f"{UNMAPPED}:{component(name)}"
 
 
@@ -205,6 +209,8 @@ def ledger_account(account: str) -> str:
         return VOUCHER_PREFIX + decode_component(tail[0]) + (HELD_SUFFIX if tail[1] == "Held" else "")
     if parent == PAYABLE and len(tail) == 2:
         return payable_account(decode_component(tail[0]), decode_component(tail[1]))
+    if parent == RECEIVABLE and len(tail) == 2:
+        return receivable_account(decode_component(tail[0]), decode_component(tail[1]))
     if parent == UNMAPPED and len(tail) == 1:
         return decode_component(tail[0])
     raise ValueError(f"not an account of this export: {account!r}")

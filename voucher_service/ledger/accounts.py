@@ -13,6 +13,7 @@ VOUCHER_PREFIX = "voucher:"
 HELD_SUFFIX = ":held"
 PAYABLE_PREFIX = "payable:"
 PAID_PREFIX = "paid:"
+RECEIVABLE_PREFIX = "receivable:"
 
 
 def treasury_account(region: str) -> str:
@@ -48,6 +49,16 @@ def payable_account(region: str, provider_id: str) -> str:
 def paid_account(provider_id: str) -> str:
     """Paid out to provider P."""
     return f"{PAID_PREFIX}{provider_id}"
+
+
+def receivable_prefix(region: str) -> str:
+    """What every account owed back to R's programme by a provider starts with."""
+    return f"{RECEIVABLE_PREFIX}{region}:"
+
+
+def receivable_account(region: str, provider_id: str) -> str:
+    """Owed back to R's programme by provider P after a recovery of money already paid (DESIGN §9)."""
+    return f"{receivable_prefix(region)}{provider_id}"
 
 
 def may_go_negative(account: str) -> bool:

@@ -14,7 +14,8 @@ class Settlement(SQLModel, table=True):
     """A batch of one paying region's redeemed, unsettled redemptions for one period."""
     __tablename__ = "settlement"
     __table_args__ = (
-        CheckConstraint("status IN ('draft', 'approved', 'executed', 'cancelled')", name="settlement_status"),
+        CheckConstraint("status IN ('draft', 'approved', 'executed', 'completed', 'cancelled')",
+                        name="settlement_status"),
         CheckConstraint("total_fen > 0", name="settlement_total_positive"),
     )
     id: str = Field(primary_key=True, max_length=40)
@@ -28,6 +29,8 @@ class Settlement(SQLModel, table=True):
     created_at: str = Field(max_length=40)
     approved_at: Optional[str] = Field(default=None, max_length=40)
     executed_at: Optional[str] = Field(default=None, max_length=40)
+    # When the last line's payment result was recorded.
+    completed_at: Optional[str] = Field(default=None, max_length=40)
     executed_by: Optional[str] = Field(default=None, max_length=64)
     cancelled_at: Optional[str] = Field(default=None, max_length=40)
     cancelled_by: Optional[str] = Field(default=None, max_length=64)
@@ -37,12 +40,20 @@ class Settlement(SQLModel, table=True):
 class SettlementLine(SQLModel, table=True):
     __tablename__ = "settlement_line"
     __table_args__ = (CheckConstraint("amount_fen > 0", name="settlement_line_amount_positive"),
-                      CheckConstraint("redemption_count > 0", name="settlement_line_count_positive"))
+                      CheckConstraint("redemption_count > 0", name="settlement_line_count_positive"),
+                      CheckConstraint("offset_fen >= 0 AND offset_fen <= amount_fen", name="settlement_line_offset"),
+                      CheckConstraint("result IS NULL OR result IN ('paid', 'failed')", name="settlement_line_result"))
     settlement_id: str = Field(foreign_key="settlement.id", primary_key=True, max_length=40)
     provider_id: str = Field(foreign_key="provider.id", primary_key=True, max_length=40)
     provider_region: str = Field(max_length=8)
-    amount_fen: int = Field(sa_type=BigInteger)
+    amount_fen: int = Field(sa_type=BigInteger)  # gross: what the line's redemptions are owed
     redemption_count: int
+    # Taken from the provider's open receivable to the paying region (DESIGN §9); net = amount - offset.
+    offset_fen: int = Field(default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"})
+    result: Optional[str] = Field(default=None, max_length=8)  # the bank's answer: paid or failed
+    bank_reference: Optional[str] = Field(default=None, max_length=100)
+    failure_reason: Optional[str] = Field(default=None, max_length=500)
+    result_at: Optional[str] = Field(default=None, max_length=40)
 
 
 class SettlementRedemption(SQLModel, table=True):

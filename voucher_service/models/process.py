@@ -68,8 +68,10 @@ class Redemption(SQLModel, table=True):
         CheckConstraint("service_fee_fen > 0", name="redemption_fee_positive"),
         CheckConstraint("amount_fen <= service_fee_fen", name="redemption_amount_within_fee"),
         CheckConstraint(
-            "status IN ('reserved', 'claimed', 'confirmed', 'redeemed', 'cancelled', 'rejected', 'settled')",
-            name="redemption_status"),
+            "status IN ('reserved', 'claimed', 'confirmed', 'redeemed', 'cancelled', 'rejected', 'settled',"
+            " 'recovered')", name="redemption_status"),
+        CheckConstraint("recovered_fen IS NULL OR (recovered_fen > 0 AND recovered_fen <= amount_fen)",
+                        name="redemption_recovered_within_amount"),
     )
     id: str = Field(primary_key=True, max_length=40)
     voucher_id: str = Field(foreign_key="voucher.id", max_length=40, index=True)
@@ -89,3 +91,7 @@ class Redemption(SQLModel, table=True):
     cancelled_at: Optional[str] = Field(default=None, max_length=40)
     rejected_at: Optional[str] = Field(default=None, max_length=40)
     settled_at: Optional[str] = Field(default=None, max_length=40)
+    # A recovery (clawback) of money found not due, before or after settlement (DESIGN §9).
+    recovered_fen: Optional[int] = Field(default=None, sa_type=BigInteger)
+    recovered_at: Optional[str] = Field(default=None, max_length=40)
+    recovery_reason: Optional[str] = Field(default=None, max_length=500)

@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from voucher_service.clock import new_id
 from voucher_service.ledger import Posting
-from voucher_service.ledger.accounts import paid_account, payable_account
+from voucher_service.ledger.accounts import budget_account, paid_account, payable_account, receivable_account
 from voucher_service.models import (
     Provider,
     Redemption,
@@ -22,6 +22,7 @@ from voucher_service.models import (
     SettlementLine,
     SettlementRedemption,
 )
+from voucher_service.payout import recoveries
 from voucher_service.payout.netting import net_positions
 from voucher_service.payout.periods import parse_period
 from voucher_service.payout.rules import (
@@ -29,6 +30,7 @@ from voucher_service.payout.rules import (
     check_approval_region,
     check_approvals_complete,
     check_four_eyes,
+    check_offsets_still_open,
     check_not_already_approved,
     check_one_approval_per_officer,
     check_payout_cycle,
@@ -75,6 +77,19 @@ def positions_of(settlement: Settlement, lines: list[SettlementLine]) -> list[di
     return net_positions((settlement.region, line.provider_region, line.amount_fen) for line in lines)
 
 
+def line_postings(region: str, lines: list[SettlementLine]) -> list[Posting]:
+    """Executing a batch: each line's gross is paid, and its offset clears that
+    much of what the provider owes the region back (DESIGN §9)."""
+    postings = []
+    for line in lines:
+        postings.append(Posting(payable_account(region, line.provider_id), paid_account(line.provider_id),
+                                line.amount_fen))
+        if line.offset_fen:
+            postings.append(Posting(receivable_account(region, line.provider_id), budget_account(region),
+                                    line.offset_fen))
+    return postings
+
+
 def create_settlement(ctx: Context, *, region: str, period_label: str) -> Settlement:
     lock(ctx)
     period = parse_period(period_label)
@@ -86,14 +101,18 @@ def create_settlement(ctx: Context, *, region: str, period_label: str) -> Settle
     due = ctx.session.exec(
         select(Redemption, Provider.region)
         .join(Provider, Provider.id == Redemption.provider_id)
-        .where(Redemption.region == region, Redemption.status == "redeemed",
-               Redemption.redeemed_at >= start, Redemption.redeemed_at < end,
+        # Everything redeemed by the period's end and not yet paid: the period's
+        # own redemptions and any left over (a failed transfer's, say).
+        .where(Redemption.region == region, Redemption.status == "redeemed", Redemption.redeemed_at < end,
                Redemption.id.not_in(batched))
         .order_by(Redemption.id)).all()
     check_something_to_settle(len(due), region, period.label)
     by_provider: dict[str, list] = defaultdict(list)
     for redemption, provider_region in due:
         by_provider[(redemption.provider_id, provider_region)].append(redemption)
+    # What each provider owes the region back after recoveries is taken from its line.
+    offsets = recoveries.offsets_for(ctx, region, {provider_id: sum(r.amount_fen for r in redemptions)
+                                                   for (provider_id, _), redemptions in by_provider.items()})
     settlement = Settlement(id=new_id("stl"), region=region, period=period.label, period_start=start,
                             period_end=end, status="draft", total_fen=sum(r.amount_fen for r, _ in due),
                             created_by=ctx.actor, created_at=ctx.now_str)
@@ -102,7 +121,8 @@ def create_settlement(ctx: Context, *, region: str, period_label: str) -> Settle
     lines = []
     for (provider_id, provider_region), redemptions in sorted(by_provider.items()):
         line = SettlementLine(settlement_id=settlement.id, provider_id=provider_id, provider_region=provider_region,
-                              amount_fen=sum(r.amount_fen for r in redemptions), redemption_count=len(redemptions))
+                              amount_fen=sum(r.amount_fen for r in redemptions), redemption_count=len(redemptions),
+                              offset_fen=offsets[provider_id])
         lines.append(line)
         ctx.session.add(line)
         for redemption in redemptions:
@@ -113,7 +133,8 @@ def create_settlement(ctx: Context, *, region: str, period_label: str) -> Settle
     _append(ctx, kind="settlement.created", region=region, refs={"settlement": settlement.id, "region": region},
             data={"period": period.label, "total_fen": settlement.total_fen,
                   "lines": [{"provider_id": l.provider_id, "provider_region": l.provider_region,
-                             "amount_fen": l.amount_fen, "redemption_count": l.redemption_count} for l in lines],
+                             "amount_fen": l.amount_fen, "redemption_count": l.redemption_count,
+                             **({"offset_fen": l.offset_fen} if l.offset_fen else {})} for l in lines],
                   "positions": positions_of(settlement, lines),
                   "approvals_required": regions_touched(settlement, lines)})
     return settlement
@@ -159,6 +180,11 @@ def execute_settlement(ctx: Context, settlement_id: str) -> Settlement:
         redemption.settled_at = ctx.now_str
         ctx.session.add(redemption)
     lines = lines_of(ctx, settlement_id)
+    for line in lines:
+        if line.offset_fen:
+            check_offsets_still_open(line.offset_fen,
+                                     recoveries.open_receivable_fen(ctx, settlement.region, line.provider_id),
+                                     line.provider_id)
     settlement.status = "executed"
     settlement.executed_at = ctx.now_str
     settlement.executed_by = ctx.actor
@@ -166,8 +192,7 @@ def execute_settlement(ctx: Context, settlement_id: str) -> Settlement:
     ctx.session.flush()
     _append(ctx, kind="settlement.executed", region=settlement.region,
             refs={"settlement": settlement.id, "region": settlement.region},
-            postings=[Posting(payable_account(settlement.region, line.provider_id), paid_account(line.provider_id),
-                              line.amount_fen) for line in lines],
+            postings=line_postings(settlement.region, lines),
             data={"period": settlement.period, "total_fen": settlement.total_fen,
                   "redemption_count": len(redemptions)})
     return settlement

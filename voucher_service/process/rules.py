@@ -17,7 +17,10 @@ REDEMPTION_TRANSITIONS = {
     "reserved": {"claimed", "cancelled", "rejected"},
     "claimed": {"confirmed", "rejected"},
     "confirmed": {"redeemed", "rejected"},
-    "redeemed": {"settled"},
+    # Recovered: money found not due comes back (DESIGN §9). Settled goes back to
+    # redeemed when the bank reports its payment failed, so the next batch pays it.
+    "redeemed": {"settled", "recovered"},
+    "settled": {"recovered", "redeemed"},
 }
 VOUCHER_TRANSITIONS = {
     "active": {"exhausted", "expired", "voided"},

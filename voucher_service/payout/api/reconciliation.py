@@ -44,6 +44,13 @@ class StatementAsOfEndSchema(Schema):
     paid_fen = fields.Integer(metadata={"description": "paid out by R to providers, cumulative"})
 
 
+class StatementReceivablesSchema(Schema):
+    opened_fen = fields.Integer(metadata={"description": "recovered after settlement: paid:P -> receivable:R:P"})
+    repaid_fen = fields.Integer(metadata={"description": "repaid by providers: receivable:R:P -> budget:R"})
+    offset_fen = fields.Integer(metadata={"description": "taken from R's payouts to them, net of failed lines'"})
+    outstanding_fen = fields.Integer(metadata={"description": "still owed to R at the period's end"})
+
+
 class StatementTotalsSchema(Schema):
     funded_fen = fields.Integer()
     issued_fen = fields.Integer()
@@ -56,6 +63,10 @@ class StatementTotalsSchema(Schema):
     released_to_budget_fen = fields.Integer(metadata={"description": "released value returned to the budget because "
                                                                      "the voucher had closed"})
     settled_paid_fen = fields.Integer(metadata={"description": "payable:R:P -> paid:P"})
+    payment_failed_fen = fields.Integer(metadata={"description": "paid:P -> payable:R:P: transfers the bank "
+                                                                 "reported failed, owed again"})
+    recovered_fen = fields.Integer(metadata={"description": "recovered (clawed back), before or after settlement"})
+    receivables = fields.Nested(StatementReceivablesSchema)
     as_of_end = fields.Nested(StatementAsOfEndSchema,
                               metadata={"description": "balances at period end (ts < period_end)"})
 

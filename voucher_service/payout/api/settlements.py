@@ -5,7 +5,7 @@ import csv
 import io
 
 from flask import Response, request, url_for
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlmodel import select
 
 from voucher_service.http import access
@@ -24,22 +24,29 @@ from voucher_service.http.common import (
 )
 from voucher_service.ledger.amounts import yuan
 from voucher_service.models import Provider, Settlement
-from voucher_service.payout import periods
+from voucher_service.payout import periods, results
 from voucher_service.payout import settlement as settlements
 
 URL = "/settlements"
 blp = Blueprint("settlements", __name__, description="Cross-region settlement batches and payout files")
 
-STATUSES = ["draft", "approved", "executed", "cancelled"]
+STATUSES = ["draft", "approved", "executed", "completed", "cancelled"]
+RESULTS = ["paid", "failed"]
 
 
 class LineSchema(Schema):
     region = fields.String(metadata={"description": "the issuing region, which pays"})
     provider_id = fields.String()
     provider_region = fields.String()
-    amount_fen = fields.Integer()
+    amount_fen = fields.Integer(metadata={"description": "gross: what the line's redemptions are owed"})
+    offset_fen = fields.Integer(metadata={"description": "taken from what the provider owes the region back"})
+    net_fen = fields.Integer(metadata={"description": "amount_fen - offset_fen: what the bank transfers"})
     redemption_count = fields.Integer()
     redemption_ids = fields.List(fields.String())
+    result = fields.String(allow_none=True, metadata={"enum": RESULTS, "description": "the bank's answer"})
+    bank_reference = fields.String(allow_none=True)
+    failure_reason = fields.String(allow_none=True)
+    result_at = fields.String(allow_none=True)
 
 
 class PositionSchema(Schema):
@@ -70,6 +77,7 @@ class SettlementSchema(ResourceSchema):
     created_at = fields.String()
     approved_at = fields.String(allow_none=True)
     executed_at = fields.String(allow_none=True)
+    completed_at = fields.String(allow_none=True)
     cancelled_at = fields.String(allow_none=True)
     reason = fields.String(allow_none=True)
 
@@ -84,20 +92,32 @@ class SettlementCancel(Schema):
     reason = Text(500)
 
 
+class LineResult(Schema):
+    provider_id = Text(40)
+    result = fields.String(required=True, validate=validate.OneOf(RESULTS))
+    bank_reference = Text(100, required=False, metadata={"description": "required when paid"})
+    reason = Text(500, required=False, metadata={"description": "required when failed"})
+
+    @validates_schema
+    def _detail_of_result(self, data, **_kwargs):
+        needed = "bank_reference" if data.get("result") == "paid" else "reason"
+        if data.get("result") and not data.get(needed):
+            raise ValidationError(f"a {data['result']} line needs its {needed}", needed)
+
+
+class SettlementResults(Schema):
+    results = fields.List(fields.Nested(LineResult), required=True, validate=validate.Length(min=1, max=10_000))
+
+
 class SettlementListArgs(PageArgs):
     status = fields.String(validate=validate.OneOf(STATUSES))
     period = fields.String(validate=validate.Length(max=7))
 
 
-class PayoutSchema(Schema):
-    provider_id = fields.String()
+class PayoutSchema(LineSchema):
     provider_name = fields.String()
     uscc = fields.String()
-    provider_region = fields.String()
     paying_region = fields.String()
-    amount_fen = fields.Integer()
-    redemption_count = fields.Integer()
-    redemption_ids = fields.List(fields.String())
 
 
 class PayoutFileSchema(Schema):
@@ -108,13 +128,19 @@ class PayoutFileSchema(Schema):
     payouts = fields.List(fields.Nested(PayoutSchema))
 
 
+def line_view(line) -> dict:
+    return {"provider_id": line.provider_id, "provider_region": line.provider_region, "amount_fen": line.amount_fen,
+            "offset_fen": line.offset_fen, "net_fen": line.amount_fen - line.offset_fen,
+            "redemption_count": line.redemption_count, "result": line.result, "bank_reference": line.bank_reference,
+            "failure_reason": line.failure_reason, "result_at": line.result_at}
+
+
 def settlement_view(ctx, settlement: Settlement) -> dict:
     lines = settlements.lines_of(ctx, settlement.id)
     ids = settlements.redemption_ids_by_provider(ctx, settlement.id)
     return {**settlement.model_dump(),
-            "lines": [{"region": settlement.region, "provider_id": l.provider_id, "provider_region": l.provider_region,
-                       "amount_fen": l.amount_fen, "redemption_count": l.redemption_count,
-                       "redemption_ids": ids.get(l.provider_id, [])} for l in lines],
+            "lines": [{"region": settlement.region, **line_view(l), "redemption_ids": ids.get(l.provider_id, [])}
+                      for l in lines],
             "positions": settlements.positions_of(settlement, lines),
             "approvals": settlements.approvals_of(ctx, settlement.id),
             "approvals_required": settlements.regions_touched(settlement, lines)}
@@ -178,15 +204,23 @@ def cancel(body, settlement_id):
     return settlement_view(ctx, settlements.cancel_settlement(ctx, settlement_id, **body))
 
 
+@blp.route("/<string:settlement_id>/results", methods=["POST"])
+@blp.arguments(SettlementResults)
+@blp.response(200, SettlementSchema)
+def record_results(body, settlement_id):
+    """The bank's answer per line: paid (bank_reference) or failed (reason). A failed line's
+    redemptions go back to `redeemed` for the next batch; every line answered: `completed`."""
+    ctx, _settlement = _load(settlement_id)
+    return settlement_view(ctx, results.record_results(ctx, settlement_id, body["results"]))
+
+
 def payout_rows(ctx, settlement: Settlement) -> list[dict]:
     ids = settlements.redemption_ids_by_provider(ctx, settlement.id)
     rows = []
     for line in settlements.lines_of(ctx, settlement.id):
         provider = ctx.session.get(Provider, line.provider_id)
-        rows.append({"provider_id": line.provider_id, "provider_name": provider.name, "uscc": provider.uscc,
-                     "provider_region": line.provider_region, "paying_region": settlement.region,
-                     "amount_fen": line.amount_fen, "redemption_count": line.redemption_count,
-                     "redemption_ids": ids.get(line.provider_id, [])})
+        rows.append({**line_view(line), "provider_name": provider.name, "uscc": provider.uscc,
+                     "paying_region": settlement.region, "redemption_ids": ids.get(line.provider_id, [])})
     return rows
 
 
@@ -195,11 +229,14 @@ def payouts_csv(settlement: Settlement, rows: list[dict]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["settlement_id", "period", "paying_region", "provider_id", "provider_name", "uscc",
-                     "provider_region", "amount_cny", "redemption_count"])
+                     "provider_region", "amount_cny", "redemption_count", "gross_fen", "offset_fen", "net_fen",
+                     "result", "bank_reference"])
     for row in rows:
+        # amount_cny is what the bank transfers: the net, in yuan.
         writer.writerow([settlement.id, settlement.period, row["paying_region"], row["provider_id"],
-                         csv_text(row["provider_name"]), row["uscc"], row["provider_region"], yuan(row["amount_fen"]),
-                         row["redemption_count"]])
+                         csv_text(row["provider_name"]), row["uscc"], row["provider_region"], yuan(row["net_fen"]),
+                         row["redemption_count"], row["amount_fen"], row["offset_fen"], row["net_fen"],
+                         row["result"] or "", csv_text(row["bank_reference"] or "")])
     return CSV_BOM + out.getvalue()
 
 

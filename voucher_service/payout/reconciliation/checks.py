@@ -33,6 +33,7 @@ def checks(session: Session, region: str, folded: dict, outstanding: dict[str, i
     budget_stored = session.get(Account, budget_account(region))
     flows, all_time = folded["flows"], folded["balances"]["all"]
     payable_end = payable_at_end(folded)
+    paid_all = flows["all"]["settled"] - flows["all"]["payment_failed"]
 
     first = ", ".join(f"{name} (ledger {replay}, stored {stored})" for name, replay, stored in mismatch_rows)
     unclassified = folded["unclassified"]
@@ -65,11 +66,16 @@ def checks(session: Session, region: str, folded: dict, outstanding: dict[str, i
         check("payable_vs_unsettled_redemptions", all_time["payable"], redemptions["unsettled"],
               f"{payable_prefix(region)}* ledger balance (expected) vs the {redemptions['unsettled_count']} redeemed, "
               f"unsettled redemptions of {region} (actual)"),
-        check("paid_vs_executed_settlements", flows["all"]["settled"], executed_fen,
-              f"paid payable:{region}:P -> paid:P, all time (expected) vs lines of {region}'s executed "
-              f"settlements (actual)"),
-        check("settled_redemptions_vs_ledger", flows["all"]["settled"], redemptions["settled"],
-              f"paid by {region} in the ledger (expected) vs settled redemptions of {region} (actual)"),
+        check("paid_vs_executed_settlements", paid_all, executed_fen,
+              f"paid payable:{region}:P -> paid:P less failed payments, all time (expected) vs lines of "
+              f"{region}'s executed settlements not reported failed (actual)"),
+        check("settled_redemptions_vs_ledger", paid_all, redemptions["settled"],
+              f"paid by {region} in the ledger, less failed payments (expected) vs settled redemptions of {region}, "
+              f"recovered ones included (actual)"),
+        check("recoveries_vs_redemptions", flows["all"]["recovered_unpaid"] + flows["all"]["recovered_paid"],
+              redemptions["recovered"],
+              f"recovered payable:{region}:P -> budget:{region} and paid:P -> receivable:{region}:P, all time "
+              f"(expected) vs recovered_fen of {region}'s redemptions (actual)"),
         check("posting_rows_vs_entries", entries_expected, entries_with_postings,
               f"entries of {region} of kinds that always post ({', '.join(ALWAYS_POSTING_KINDS)}) between its "
               f"first and last posting of the period"

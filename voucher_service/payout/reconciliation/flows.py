@@ -9,12 +9,13 @@ from voucher_service.ledger.accounts import (
     VOUCHER_PREFIX,
     budget_account,
     payable_prefix,
+    receivable_prefix,
     treasury_account,
 )
 from voucher_service.models import LedgerPosting
 
 # Account classes, as small integers so that SQL groups by one integer per posting.
-CLASSES = ("other", "treasury", "budget", "voucher", "held", "payable", "paid")
+CLASSES = ("other", "treasury", "budget", "voucher", "held", "payable", "paid", "receivable")  # 8 at most
 CLASS_CODE = {name: code for code, name in enumerate(CLASSES)}
 # (source class, destination class) of each flow of DESIGN §3.
 FLOWS = {
@@ -25,6 +26,12 @@ FLOWS = {
     "redeemed": ("held", "payable"),
     "returned": ("voucher", "budget"),
     "settled": ("payable", "paid"),
+    # Money that comes back (DESIGN §9).
+    "recovered_unpaid": ("payable", "budget"),      # recovered before settlement
+    "recovered_paid": ("paid", "receivable"),       # recovered after: the provider owes it
+    "receivable_closed": ("receivable", "budget"),  # repaid, or offset by a batch
+    "offset_reversed": ("budget", "receivable"),    # a failed line's offset, owed again
+    "payment_failed": ("paid", "payable"),          # a failed line's payment, owed again
 }
 FLOW_OF_PAIR = {pair: name for name, pair in FLOWS.items()}
 # Entry kinds whose every entry carries at least one posting (a claim posts only
@@ -62,6 +69,10 @@ def payable_account_sql(region: str, provider_id):
     return literal(payable_prefix(region)) + provider_id
 
 
+def receivable_account_sql(region: str, provider_id):
+    return literal(receivable_prefix(region)) + provider_id
+
+
 def paid_account_sql(provider_id):
     return literal(PAID_PREFIX) + provider_id
 
@@ -74,6 +85,7 @@ def account_class(column, region: str):
         (column == budget_account(region), CLASS_CODE["budget"]),
         (has_prefix(column, payable_prefix(region)), CLASS_CODE["payable"]),
         (has_prefix(column, PAID_PREFIX), CLASS_CODE["paid"]),
+        (has_prefix(column, receivable_prefix(region)), CLASS_CODE["receivable"]),
         (column == treasury_account(region), CLASS_CODE["treasury"]),
         else_=CLASS_CODE["other"])
 

@@ -30,6 +30,7 @@ from voucher_service.payout.reconciliation.flows import (
     paid_account_sql,
     pair_of,
     payable_account_sql,
+    receivable_account_sql,
     voucher_account_sql,
 )
 
@@ -66,7 +67,7 @@ def account_mismatches(session: Session, region: str) -> tuple[int, list[tuple[s
     posting rows: (how many, the first few as (name, replay, stored)).
 
     R's accounts: treasury:R, budget:R, voucher:V and voucher:V:held of R's
-    vouchers, payable:R:P of every provider, and paid:P of R's own providers
+    vouchers, payable:R:P and receivable:R:P of every provider, and paid:P of R's own providers
     (paid into by every region, so replayed from the destination index).
     """
     p = LedgerPosting.__table__.c
@@ -90,6 +91,8 @@ def account_mismatches(session: Session, region: str) -> tuple[int, list[tuple[s
         .where(Voucher.region == region),
         select(Account.name, zero, Account.balance_fen).select_from(Provider)
         .join(Account, Account.name == payable_account_sql(region, Provider.id)),
+        select(Account.name, zero, Account.balance_fen).select_from(Provider)
+        .join(Account, Account.name == receivable_account_sql(region, Provider.id)),
         select(Account.name, zero, Account.balance_fen).select_from(Provider)
         .join(Account, Account.name == paid_of_provider).where(Provider.region == region),
     ]
@@ -138,17 +141,22 @@ def voucher_figures(session: Session, region: str) -> dict:
 
 def redemption_figures(session: Session, region: str) -> dict:
     r = Redemption
+    # Paid: settled, or recovered after it was settled (the recovery is its own flow).
+    paid = (r.status == "settled") | ((r.status == "recovered") & r.settled_at.is_not(None))
     query = select(func.sum(case((r.status == "redeemed", r.amount_fen), else_=0)),
                    func.sum(case((r.status == "redeemed", 1), else_=0)),
-                   func.sum(case((r.status == "settled", r.amount_fen), else_=0))).where(r.region == region)
-    unsettled, unsettled_count, settled = session.exec(query).one()
-    return {"unsettled": as_int(unsettled), "unsettled_count": as_int(unsettled_count), "settled": as_int(settled)}
+                   func.sum(case((paid, r.amount_fen), else_=0)),
+                   func.coalesce(func.sum(r.recovered_fen), 0)).where(r.region == region)
+    unsettled, unsettled_count, settled, recovered = session.exec(query).one()
+    return {"unsettled": as_int(unsettled), "unsettled_count": as_int(unsettled_count), "settled": as_int(settled),
+            "recovered": as_int(recovered)}
 
 
 def executed_settlement_fen(session: Session, region: str) -> int:
     query = (select(func.coalesce(func.sum(SettlementLine.amount_fen), 0))
              .join(Settlement, Settlement.id == SettlementLine.settlement_id)
-             .where(Settlement.region == region, Settlement.status == "executed"))
+             .where(Settlement.region == region, Settlement.status.in_(("executed", "completed")),
+                    SettlementLine.result.is_(None) | (SettlementLine.result != "failed")))
     return as_int(session.exec(query).scalar_one())
 
 

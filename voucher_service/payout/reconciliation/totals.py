@@ -22,6 +22,7 @@ def fold(all_time: list[tuple], in_period: list[tuple]) -> dict:
             balances[window][src] -= fen
             balances[window][dst] += fen
     returned_by_kind: dict[str, int] = defaultdict(int)
+    closed_by_kind: dict[str, int] = defaultdict(int)  # receivable -> budget: repaid or offset
     seqs = []
     for (src, dst), kind, fen, low, high in in_period:
         flow = FLOW_OF_PAIR.get((src, dst))
@@ -29,9 +30,12 @@ def fold(all_time: list[tuple], in_period: list[tuple]) -> dict:
             flows["period"][flow] += fen
         if flow == "returned":
             returned_by_kind[kind] += fen
+        if flow == "receivable_closed":
+            closed_by_kind[kind] += fen
         seqs += [low, high]
     window = (min(seqs), max(seqs)) if seqs else None
     return {"flows": flows, "balances": balances, "returned_by_kind": returned_by_kind,
+            "closed_by_kind": closed_by_kind,
             "unclassified": unclassified, "period_seq_window": window}
 
 
@@ -55,11 +59,21 @@ def totals(folded: dict) -> dict:
         "released_to_budget_fen": sum(fen for kind, fen in returned.items()
                                       if kind not in ("voucher.voided", "voucher.expired")),
         "settled_paid_fen": flows["period"]["settled"],
+        "payment_failed_fen": flows["period"]["payment_failed"],
+        "recovered_fen": flows["period"]["recovered_unpaid"] + flows["period"]["recovered_paid"],
+        # What providers owe the region back after recoveries of money already paid.
+        "receivables": {
+            "opened_fen": flows["period"]["recovered_paid"],
+            "repaid_fen": folded["closed_by_kind"].get("receivable.repaid", 0),
+            "offset_fen": (folded["closed_by_kind"].get("settlement.executed", 0)
+                           - flows["period"]["offset_reversed"]),
+            "outstanding_fen": to_end["receivable"],
+        },
         "as_of_end": {
             "budget_fen": to_end["budget"],
             "vouchers_available_fen": to_end["voucher"],
             "vouchers_held_fen": to_end["held"],
             "payable_fen": payable_at_end(folded),
-            "paid_fen": flows["to_end"]["settled"],
+            "paid_fen": flows["to_end"]["settled"] - flows["to_end"]["payment_failed"],
         },
     }

@@ -16,13 +16,14 @@ from voucher_service.http.common import (
     where_equal,
 )
 from voucher_service.models import Redemption
+from voucher_service.payout import recoveries
 from voucher_service.process import redemptions, vouchers
 from voucher_service.process.api.applications import LocalDay, check_day_range, within_days
 
 URL = "/redemptions"
 blp = Blueprint("redemptions", __name__, description="Spending a voucher at a provider")
 
-STATUSES = ["reserved", "claimed", "confirmed", "redeemed", "cancelled", "rejected", "settled"]
+STATUSES = ["reserved", "claimed", "confirmed", "redeemed", "cancelled", "rejected", "settled", "recovered"]
 
 
 class RedemptionSchema(ResourceSchema):
@@ -43,6 +44,10 @@ class RedemptionSchema(ResourceSchema):
     redeemed_at = fields.String(allow_none=True)
     cancelled_at = fields.String(allow_none=True)
     rejected_at = fields.String(allow_none=True)
+    settled_at = fields.String(allow_none=True)
+    recovered_fen = fields.Integer(allow_none=True, metadata={"description": "recovered (clawed back), fen"})
+    recovered_at = fields.String(allow_none=True)
+    recovery_reason = fields.String(allow_none=True)
 
 
 class RedemptionCreate(Schema):
@@ -64,6 +69,11 @@ class RedemptionCancel(Schema):
 
 
 class RedemptionReject(Schema):
+    reason = Text(500)
+
+
+class RedemptionRecover(Schema):
+    amount_fen = Fen(required=True, metadata={"description": "at most what the redemption paid"})
     reason = Text(500)
 
 
@@ -145,3 +155,12 @@ def reject(body, redemption_id):
 @blp.response(200, RedemptionSchema)
 def cancel(body, redemption_id):
     return redemptions.cancel(_load(redemption_id), redemption_id, **body)
+
+
+@blp.route("/<string:redemption_id>/recover", methods=["POST"])
+@blp.arguments(RedemptionRecover)
+@blp.response(200, RedemptionSchema)
+def recover(body, redemption_id):
+    """Claw back money found not due: before settlement it goes back to the budget; after, the
+    provider owes it (receivable), repaid or offset against its next payout."""
+    return recoveries.recover(_load(redemption_id), redemption_id, **body)
