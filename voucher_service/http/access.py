@@ -222,6 +222,7 @@ REFUSALS = {
     "own region in path": "only the {who.role} principals of {facts.region} may do this",
     "home region": "only an officer of the home region ({facts.region}) may do this",
     "issuing region": "only an officer of the issuing region ({facts.region}) may do this",
+    "own": "only the {who.role} principal of it may do this",
     "holder": "only the enterprise holding the voucher may do this",
     "provider of it": "only the provider of the service may do this",
     "paying region": "only a finance officer of the paying region ({facts.region}) may do this",

@@ -39,6 +39,14 @@ POLICY: dict[str, dict[str, str] | str] = {
     "provider_exclusions.get_excluded_provider": _EVERYONE,
     "provider_exclusions.exclude_provider": {"officer": "own region in path"},
     "provider_exclusions.readmit_provider": {"officer": "own region in path"},
+    # Payout accounts (DESIGN §9): two officers of the home region change one; finance of
+    # any region reads it (a batch of any region pays the provider), the provider its own.
+    "payout_accounts.get_payout_account": {"provider": "own", "officer": "home region", "finance": "any",
+                                           **_ALL_READ},
+    "payout_accounts.propose_payout_account": {"officer": "home region"},
+    "payout_accounts.confirm_payout_account": {"officer": "home region"},
+    # The provider's own view: itself, its home region's officers, auditors and admins.
+    "provider_account.get_account": {"provider": "own", "officer": "home region", **_ALL_READ},
     "enterprises.list_enterprises": {**_OWNED, "sme": "self"},
     "enterprises.get_enterprise": {**_OWNED, "sme": "self"},
     "enterprises.create_enterprise": {"officer": "own region in body"},
