@@ -188,6 +188,9 @@ class Client:
     def post(self, path, json=None, headers=None, **kw):
         return self.http.post(f"/api/v1{path}", json=json, headers=self._headers(headers), **kw)
 
+    def put(self, path, json=None, headers=None, **kw):
+        return self.http.put(f"/api/v1{path}", json=json, headers=self._headers(headers), **kw)
+
     def patch(self, path, json=None, headers=None, **kw):
         return self.http.patch(f"/api/v1{path}", json=json, headers=self._headers(headers), **kw)
 

@@ -53,6 +53,9 @@ def who(actors):
     # so that the matrix's own principals are never a batch's creator.
     for name, region in (("_fin_ks_creator", "KS"), ("_fin_ks_second", "KS"), ("_fin_sh_second", "SH")):
         clients[name] = actors.client("finance", region=region)
+    # An officer outside the matrix proposes payout account changes, so that the
+    # matrix's KS officer is never the proposer of the change it confirms.
+    clients["_off_ks_proposer"] = actors.client("officer", region="KS")
     # Officers of the regions the matrix adds (POST /regions): under the default
     # quorum, every member region must approve a catalogue change.
     clients["_officer_of"] = lambda region: actors.client("officer", region=region)
@@ -138,6 +141,17 @@ def setup_excluded_provider(who):
     return target
 
 
+PAYOUT_ACCOUNT = {"account_name": "Access test account", "bank_name": "Bank of Kunshan", "account_no": "6222000011112222"}
+
+
+def setup_pending_payout_account(who):
+    """A new KS provider with a payout account change proposed by a KS officer outside the matrix."""
+    target = setup_provider_ks(who)
+    r = who["_off_ks_proposer"].put(f"/providers/{target['id']}/payout-account", json=PAYOUT_ACCOUNT)
+    assert r.status_code == 202, r.get_json()
+    return target
+
+
 def setup_catalog_proposal(who):
     """An open proposal of SH's to add an item (SH's approval is its first)."""
     code = f"AC-{secrets.token_hex(4).upper()}"
@@ -215,7 +229,7 @@ def setup_entry(who):
 
 SETUPS = {f.__name__.removeprefix("setup_"): f for f in (
     setup_application, setup_voucher, setup_reserved, setup_reserved_at_ks, setup_claimed, setup_confirmed,
-    setup_provider_ks, setup_suspended_provider_ks, setup_provider_sh, setup_excluded_provider,
+    setup_provider_ks, setup_suspended_provider_ks, setup_pending_payout_account, setup_provider_sh, setup_excluded_provider,
     setup_catalog_proposal, setup_catalog_item, setup_world, setup_entry, setup_redeemed, setup_settlement,
     setup_approved_settlement, setup_executed_settlement, setup_redeemed_amount, setup_receivable)}
 
@@ -292,6 +306,10 @@ OPERATIONS = {
     "exclude_provider": ("POST", "/regions/KS/excluded-providers", "provider_sh",
                          lambda target: {"provider_id": target["id"], "reason": "access test"}),
     "readmit_provider": ("DELETE", "/regions/KS/excluded-providers/{id}", "excluded_provider", None),
+    "get_payout_account": ("GET", "/providers/prv-ks-002/payout-account", "world", None),
+    "propose_payout_account": ("PUT", "/providers/{id}/payout-account", "provider_ks", const(PAYOUT_ACCOUNT)),
+    "confirm_payout_account": ("POST", "/providers/{id}/payout-account/confirm", "pending_payout_account", None),
+    "provider_account": ("GET", "/providers/prv-ks-002/account", "world", None),
     "list_enterprises": ("GET", "/enterprises", "world", None),
     "get_enterprise": ("GET", "/enterprises/ent-ks-003", "world", None),
     "create_enterprise_ks": ("POST", "/enterprises", "world", new_party_body("enterprise")),
@@ -388,6 +406,14 @@ EXPECTED = {
     "get_excluded_provider": ALL_OK,
     "exclude_provider": {**ALL_403, "off_ks": 201},
     "readmit_provider": {**ALL_403, "off_ks": 200},
+    # Bank details: the provider reads its own, finance of every region (any batch may pay it),
+    # the home region's officers, who alone change them, two of them for each change.
+    "get_payout_account": {**ALL_403, "prv_ks2": 200, "off_ks": 200, "fin_ks": 200, "fin_sh": 200,
+                           "auditor": 200, "admin": 200},
+    "propose_payout_account": {**ALL_403, "off_ks": 202},
+    "confirm_payout_account": {**ALL_403, "off_ks": 200},
+    # What a provider is owed and was paid: itself, its home region's officers, auditors and admins.
+    "provider_account": {**ALL_403, "prv_ks2": 200, "off_ks": 200, "auditor": 200, "admin": 200},
     "list_enterprises": {**ALL_OK, "prv_sh1": 403, "prv_sh4": 403, "prv_ks2": 403},
     "get_enterprise": OWNED_READ,
     "create_enterprise_ks": {**ALL_403, "off_ks": 201},
@@ -465,6 +491,8 @@ def _call(client, method, path, body):
         return client.get(path)
     if method == "PATCH":
         return client.patch(path, json=body)
+    if method == "PUT":
+        return client.put(path, json=body)
     if method == "DELETE":
         return client.delete(path)
     return client.post(path, json=body)

@@ -220,3 +220,30 @@ def test_a_line_recovered_from_since_execution_cannot_be_recorded_failed(fresh_a
         {"provider_id": SH_PROVIDER, "result": "paid", "bank_reference": "CNAPS-9"}]}))
     assert done["status"] == "completed"
     assert_ledger_sound(app, actors)
+
+
+def test_the_payout_file_carries_the_bank_account_in_full_for_the_paying_finance_only(fresh_app, fresh_actors):
+    actors, number = fresh_actors, "6222021001098765432"
+    redeem(actors, KS_ENTERPRISE, SH_PROVIDER, 50_000)
+    batch = settle(actors)
+    paying = actors.finance("KS")
+    [row] = ok(paying.get(f"/settlements/{batch['id']}/payouts"))["payouts"]
+    assert (row["account_name"], row["bank_name"], row["account_no"]) == (None, None, None)  # none confirmed yet
+
+    proposed = ok(actors.officer("SH").put(f"/providers/{SH_PROVIDER}/payout-account", json={
+        "account_name": "上海市计量测试技术研究院", "bank_name": "中国银行上海分行", "account_no": number}), 202)
+    assert number not in str(proposed)
+    ok(actors.officer("SH").post(f"/providers/{SH_PROVIDER}/payout-account/confirm"))
+
+    [row] = ok(paying.get(f"/settlements/{batch['id']}/payouts"))["payouts"]
+    assert (row["account_name"], row["bank_name"], row["account_no"]) == ("上海市计量测试技术研究院", "中国银行上海分行",
+                                                                          number)
+    raw = paying.get(f"/settlements/{batch['id']}/payouts", headers={"Accept": "text/csv"}).get_data()
+    [csv_row] = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
+    assert csv_row["account_no"] == number and csv_row["bank_name"] == "中国银行上海分行"
+    # The provider's region's finance officers and auditors read the file, masked.
+    for reader in (actors.finance("SH"), actors.auditor()):
+        [row] = ok(reader.get(f"/settlements/{batch['id']}/payouts"))["payouts"]
+        assert row["account_no"] == "****5432"
+        raw = reader.get(f"/settlements/{batch['id']}/payouts", headers={"Accept": "text/csv"}).get_data()
+        assert number.encode() not in raw

@@ -21,10 +21,11 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from voucher_service.db import get_engine
 from voucher_service.journal.integrity import check_all
+from voucher_service.models import LedgerEntry
 
 # MACHINE_STATS=1 prints how often each outcome happened: a check that the
 # machine reaches deep states, not only refusals.
@@ -50,6 +51,9 @@ REGIONS = ("SH", "KS", "WJ")
 REGION_RATIO_BP = {"SH": 5000, "KS": 5000, "WJ": 4000}
 HOME_OF = {p: p.split("-")[1].upper() for p in PROVIDERS}
 SUSPENDED = {"prv-sh-005"}  # seeded suspended; the machine does not reinstate it
+# Payout accounts (DESIGN §9): numbers of 8 to 30 ASCII digits, and a few that are not.
+account_numbers = st.one_of(st.from_regex(r"[0-9]{8,30}", fullmatch=True),
+                            st.sampled_from(["1234567", "1" * 31, "１２３４５６７８"]))
 amounts = st.one_of(st.integers(min_value=1, max_value=3_000_000), st.integers(min_value=1, max_value=40_000_000))
 
 
@@ -77,6 +81,11 @@ def lifecycle_machine(databases):
             self.ratio = dict(GOVERNED)  # item -> its ratio in effect
             self.proposals = {}  # proposal id -> [item, ratio, proposing region, approving regions, status]
             self.excluded = set()  # (region, provider): the region's vouchers may not be spent there
+            # Two officers of each region, for payout accounts' four eyes.
+            self.payout_officers = {r: [self.officer[r], actors.officer(r)] for r in REGIONS}
+            # provider -> {"pending": (proposer, account) | None, "in_effect": account | None}
+            self.payout = {}
+            self.account_numbers = set()  # every full number proposed: no entry may hold one
 
         def teardown(self):
             with self.app.app_context():
@@ -337,6 +346,63 @@ def lifecycle_machine(databases):
             else:
                 assert r.status_code == 200 and r.json["status"] == "withdrawn", r.json
                 self.proposals[proposal][4] = "withdrawn"
+
+        @rule(provider=st.sampled_from(sorted(set(PROVIDERS))), proposer=st.sampled_from([0, 1]),
+              number=account_numbers, bank=st.sampled_from(["中国工商银行", "Bank of Kunshan"]))
+        def propose_payout_account(self, provider, proposer, number, bank):
+            account = ("machine account", bank, number)
+            r = self.payout_officers[HOME_OF[provider]][proposer].put(
+                f"/providers/{provider}/payout-account",
+                json={"account_name": account[0], "bank_name": bank, "account_no": number})
+            event(f"propose payout account -> {r.status_code} {(r.json or {}).get('rule', '')}")
+            state = self.payout.setdefault(provider, {"pending": None, "in_effect": None})
+            if not (8 <= len(number) <= 30 and number.isascii() and number.isdigit()):
+                assert r.status_code == 422, r.json
+                return
+            self.account_numbers.add(number)
+            if state["in_effect"] == account:
+                assert r.status_code == 409 and r.json["rule"] == "payout_account_changes", r.json
+                return
+            assert r.status_code == 202 and r.json["pending"]["account_no_masked"] == "****" + number[-4:], r.json
+            state["pending"] = (proposer, account)
+
+        @rule(provider=st.sampled_from(sorted(set(PROVIDERS))), confirmer=st.sampled_from([0, 1]),
+              pick=st.sampled_from([1, 2, 3, 0]))
+        def confirm_payout_account(self, provider, confirmer, pick):
+            pending = sorted(p for p, state in self.payout.items() if state["pending"])
+            if pick and pending:  # mostly a pending change, sometimes any provider (most often none pending)
+                provider = pending[pick % len(pending)]
+            r = self.payout_officers[HOME_OF[provider]][confirmer].post(
+                f"/providers/{provider}/payout-account/confirm", json={})
+            event(f"confirm payout account -> {r.status_code} {(r.json or {}).get('rule', '')}")
+            state = self.payout.setdefault(provider, {"pending": None, "in_effect": None})
+            if state["pending"] is None:
+                assert r.status_code == 409 and r.json["rule"] == "payout_change_pending", r.json
+            elif state["pending"][0] == confirmer:
+                assert r.status_code == 409 and r.json["rule"] == "four_eyes", r.json
+            else:
+                assert r.status_code == 200 and r.json["pending"] is None, r.json
+                state["in_effect"], state["pending"] = state["pending"][1], None
+
+        @invariant()
+        def payout_accounts_match_model(self):
+            for provider, state in self.payout.items():
+                shown = self.finance["SH"].get(f"/providers/{provider}/payout-account").json
+                for part in ("pending", "in_effect"):
+                    account = state[part][1] if part == "pending" and state[part] else state[part]
+                    if account is None:
+                        assert shown[part] is None, (part, shown)
+                    else:
+                        assert (shown[part]["bank_name"], shown[part]["account_no_masked"]) == (
+                            account[1], "****" + account[2][-4:]), (part, shown)
+
+        @invariant()
+        def no_entry_holds_an_account_number(self):
+            if not self.account_numbers:
+                return
+            with self.app.app_context(), Session(get_engine()) as session:
+                for canonical in session.exec(select(LedgerEntry.canonical)).all():
+                    assert not any(n.encode() in bytes(canonical) for n in self.account_numbers)
 
         @invariant()
         def catalogue_matches_model(self):

@@ -29,7 +29,7 @@ from flask_smorest import abort
 from sqlmodel import or_, select, true
 
 from voucher_service.db import get_session
-from voucher_service.http.access_table import POLICY, PUBLIC, UNVERSIONED_PUBLIC
+from voucher_service.http.access_table import FIELD_POLICY, POLICY, PUBLIC, UNVERSIONED_PUBLIC
 from voucher_service.http.auth import ROLES, Principal
 from voucher_service.models import (
     Application,
@@ -222,6 +222,7 @@ REFUSALS = {
     "own region in path": "only the {who.role} principals of {facts.region} may do this",
     "home region": "only an officer of the home region ({facts.region}) may do this",
     "issuing region": "only an officer of the issuing region ({facts.region}) may do this",
+    "own": "only the {who.role} principal of it may do this",
     "holder": "only the enterprise holding the voucher may do this",
     "provider of it": "only the provider of the service may do this",
     "paying region": "only a finance officer of the paying region ({facts.region}) may do this",
@@ -284,6 +285,13 @@ def check(facts: Facts) -> Principal:
     return who
 
 
+def may_see(field: str, facts: Facts) -> bool:
+    """Whether the caller sees `field` (a FIELD_POLICY key) of an object with these facts unmasked."""
+    who = principal()
+    rule = FIELD_POLICY[field].get(who.role)
+    return rule is not None and RULES[rule].holds(who, facts)
+
+
 def visible(kind_name: str, query):
     """`query` narrowed to the objects of `kind_name` this endpoint's rule lets the caller see."""
     who = principal()
@@ -329,6 +337,9 @@ def render_markdown(routes: dict[str, tuple[str, str]]) -> str:
         row = POLICY[endpoint]
         cells = [RULES["public"].text if row == PUBLIC else row.get(role, "—") for role in ROLES]
         lines.append(f"| `{method} {path}` | " + " | ".join(cells) + " |")
+    lines += ["", "## Fields shown unmasked to some callers only", ""]
+    lines += [f"- `{field}`: " + "; ".join(f"{role}: {rule}" for role, rule in row.items()) + "; everyone else "
+              "who may call the endpoint sees it masked" for field, row in FIELD_POLICY.items()]
     lines += ["", "## Binding rules", ""] + [f"- **{name}**: {rule.text}" for name, rule in RULES.items()]
     lines += ["", "Unversioned and public: " + ", ".join(f"`{e}`" for e in sorted(UNVERSIONED_PUBLIC)) + "."]
     return "\n".join(lines) + "\n"

@@ -39,6 +39,14 @@ POLICY: dict[str, dict[str, str] | str] = {
     "provider_exclusions.get_excluded_provider": _EVERYONE,
     "provider_exclusions.exclude_provider": {"officer": "own region in path"},
     "provider_exclusions.readmit_provider": {"officer": "own region in path"},
+    # Payout accounts (DESIGN §9): two officers of the home region change one; finance of
+    # any region reads it (a batch of any region pays the provider), the provider its own.
+    "payout_accounts.get_payout_account": {"provider": "own", "officer": "home region", "finance": "any",
+                                           **_ALL_READ},
+    "payout_accounts.propose_payout_account": {"officer": "home region"},
+    "payout_accounts.confirm_payout_account": {"officer": "home region"},
+    # The provider's own view: itself, its home region's officers, auditors and admins.
+    "provider_account.get_account": {"provider": "own", "officer": "home region", **_ALL_READ},
     "enterprises.list_enterprises": {**_OWNED, "sme": "self"},
     "enterprises.get_enterprise": {**_OWNED, "sme": "self"},
     "enterprises.create_enterprise": {"officer": "own region in body"},
@@ -85,6 +93,13 @@ POLICY: dict[str, dict[str, str] | str] = {
     "ledger.export": dict(_ALL_READ),
     "ledger.beancount": dict(_ALL_READ),
     "reports.programme": PUBLIC,
+}
+
+# Fields shown unmasked only to some of those who may call the endpoint: a
+# provider's bank account number is for the finance officers who pay it; every
+# other reader of the payout file sees it masked (DESIGN §9).
+FIELD_POLICY: dict[str, dict[str, str]] = {
+    "settlements.payouts:account_no": {"finance": "paying region"},
 }
 
 # Outside the versioned API: health, metrics, the OpenAPI document and its docs.

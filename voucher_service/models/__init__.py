@@ -11,6 +11,10 @@ from voucher_service.models.access import (
     ApiToken,
     IdempotencyRecord,
 )
+from voucher_service.models.banking import (
+    PayoutAccount,
+    PayoutAccountChange,
+)
 from voucher_service.models.ledger import (
     Account,
     LedgerCheckpoint,
@@ -56,6 +60,8 @@ __all__ = [
     "Provider",
     "ProviderCategory",
     "ProviderExclusion",
+    "PayoutAccount",
+    "PayoutAccountChange",
     "Enterprise",
     "EnterpriseRelatedProvider",
     "Application",

@@ -37,3 +37,39 @@ def check_not_already_excluded(already_excluded: bool, region: str, provider_id:
         raise RuleViolation(
             "provider_already_excluded",
             f"provider already excluded: {region} already excludes provider {provider_id}")
+
+
+# Payout accounts (DESIGN §9): a change of bank details is the classic payment
+# fraud, so it takes two officers of the provider's home region.
+
+def check_four_eyes(proposed_by: str, actor: str, provider_id: str) -> None:
+    if proposed_by == actor:
+        raise RuleViolation(
+            "four_eyes",
+            f"four eyes: the payout account change for provider {provider_id} was proposed by {actor}; "
+            f"another officer of the home region must confirm it")
+
+
+def check_change_pending(pending: bool, provider_id: str) -> None:
+    if not pending:
+        raise RuleViolation(
+            "payout_change_pending",
+            f"payout change pending: provider {provider_id} has no pending payout account change to confirm "
+            f"(PUT /providers/{provider_id}/payout-account proposes one)")
+
+
+def check_change_current(asked: str | None, pending: str, provider_id: str) -> None:
+    # The confirmer names what it reviewed: a change proposed since then is not confirmed unseen.
+    if asked is not None and asked != pending:
+        raise RuleViolation(
+            "payout_change_current",
+            f"payout change current: {asked} is not the pending payout account change of provider "
+            f"{provider_id} (it is {pending}); review that one before confirming it")
+
+
+def check_account_changes(same: bool, provider_id: str) -> None:
+    if same:
+        raise RuleViolation(
+            "payout_account_changes",
+            f"payout account changes: the proposed account of provider {provider_id} is the account "
+            f"already in effect")

@@ -45,3 +45,33 @@ def test_an_exclusion_is_made_once():
     rules.check_not_already_excluded(False, "KS", "prv-sh-001")
     detail = refused("provider_already_excluded", rules.check_not_already_excluded, True, "KS", "prv-sh-001")
     assert detail == "provider already excluded: KS already excludes provider prv-sh-001"
+
+
+# --- payout accounts: four eyes ----------------------------------------------------------
+
+def test_the_proposer_may_not_confirm():
+    rules.check_four_eyes("usr_a", "usr_b", "prv-1")
+    detail = refused("four_eyes", rules.check_four_eyes, "usr_a", "usr_a", "prv-1")
+    assert detail.startswith("four eyes: ") and "prv-1" in detail and "usr_a" in detail
+
+
+def test_a_confirmation_needs_a_pending_change():
+    rules.check_change_pending(True, "prv-1")
+    assert refused("payout_change_pending", rules.check_change_pending, False, "prv-1").startswith(
+        "payout change pending: provider prv-1 has no pending")
+
+
+@pytest.mark.parametrize("asked", [None, "pac_2"])
+def test_a_confirmation_names_the_pending_change_or_none(asked):
+    rules.check_change_current(asked, "pac_2", "prv-1")
+
+
+def test_a_replaced_change_is_not_confirmed():
+    detail = refused("payout_change_current", rules.check_change_current, "pac_1", "pac_2", "prv-1")
+    assert detail.startswith("payout change current: pac_1 is not the pending") and "pac_2" in detail
+
+
+def test_the_account_in_effect_is_no_change():
+    rules.check_account_changes(False, "prv-1")
+    assert refused("payout_account_changes", rules.check_account_changes, True, "prv-1").startswith(
+        "payout account changes: ")

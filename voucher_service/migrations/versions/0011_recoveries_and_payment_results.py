@@ -1,7 +1,7 @@
 """recoveries and payment results: money that comes back, and what the bank did
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0010
 Create Date: 2026-12-02 04:00:00
 
 DESIGN §9. A redemption may be `recovered` (with the amount, when and why);
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0011'
-down_revision = '0008'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 

@@ -26,6 +26,7 @@ from voucher_service.ledger.amounts import yuan
 from voucher_service.models import Provider, Settlement
 from voucher_service.payout import periods, results
 from voucher_service.payout import settlement as settlements
+from voucher_service.providers import payout_accounts
 
 URL = "/settlements"
 blp = Blueprint("settlements", __name__, description="Cross-region settlement batches and payout files")
@@ -118,6 +119,11 @@ class PayoutSchema(LineSchema):
     provider_name = fields.String()
     uscc = fields.String()
     paying_region = fields.String()
+    account_name = fields.String(allow_none=True, metadata={"description": "the payout account in effect"})
+    bank_name = fields.String(allow_none=True)
+    account_no = fields.String(allow_none=True, metadata={
+        "description": "in full for finance officers of the paying region only; masked (****1234) otherwise; "
+                       "null when the provider has no confirmed payout account"})
 
 
 class PayoutFileSchema(Schema):
@@ -216,11 +222,18 @@ def record_results(body, settlement_id):
 
 def payout_rows(ctx, settlement: Settlement) -> list[dict]:
     ids = settlements.redemption_ids_by_provider(ctx, settlement.id)
+    lines = settlements.lines_of(ctx, settlement.id)
+    accounts = payout_accounts.accounts_for_payout(ctx, [line.provider_id for line in lines])
+    in_full = access.may_see("settlements.payouts:account_no", access.Facts(region=settlement.region))
     rows = []
-    for line in settlements.lines_of(ctx, settlement.id):
+    for line in lines:
         provider = ctx.session.get(Provider, line.provider_id)
+        account = accounts.get(line.provider_id)
+        bank = ({"account_name": account.account_name, "bank_name": account.bank_name,
+                 "account_no": account.account_no if in_full else payout_accounts.masked(account.account_no)}
+                if account else {"account_name": None, "bank_name": None, "account_no": None})
         rows.append({**line_view(line), "provider_name": provider.name, "uscc": provider.uscc,
-                     "paying_region": settlement.region, "redemption_ids": ids.get(line.provider_id, [])})
+                     "paying_region": settlement.region, "redemption_ids": ids.get(line.provider_id, []), **bank})
     return rows
 
 
@@ -230,13 +243,15 @@ def payouts_csv(settlement: Settlement, rows: list[dict]) -> str:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["settlement_id", "period", "paying_region", "provider_id", "provider_name", "uscc",
                      "provider_region", "amount_cny", "redemption_count", "gross_fen", "offset_fen", "net_fen",
-                     "result", "bank_reference"])
+                     "result", "bank_reference", "account_name", "bank_name", "account_no"])
     for row in rows:
         # amount_cny is what the bank transfers: the net, in yuan.
         writer.writerow([settlement.id, settlement.period, row["paying_region"], row["provider_id"],
                          csv_text(row["provider_name"]), row["uscc"], row["provider_region"], yuan(row["net_fen"]),
                          row["redemption_count"], row["amount_fen"], row["offset_fen"], row["net_fen"],
-                         row["result"] or "", csv_text(row["bank_reference"] or "")])
+                         row["result"] or "", csv_text(row["bank_reference"] or ""),
+                         csv_text(row["account_name"] or ""), csv_text(row["bank_name"] or ""),
+                         csv_text(row["account_no"] or "")])
     return CSV_BOM + out.getvalue()
 
 
