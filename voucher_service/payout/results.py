@@ -17,13 +17,13 @@ from voucher_service.ledger import Posting
 from voucher_service.ledger.accounts import budget_account, paid_account, payable_account, receivable_account
 from voucher_service.models import Redemption, Settlement, SettlementLine, SettlementRedemption
 from voucher_service.payout.rules import (
+    PAYMENT_FAILED_TRANSITIONS,
     SETTLEMENT_TRANSITIONS,
     check_budget_covers_offset,
     check_line_in_batch,
     check_no_recovery_in_failed_line,
     check_result_once,
 )
-from voucher_service.process.rules import REDEMPTION_TRANSITIONS
 from voucher_service.programme.context import Context
 from voucher_service.programme.rules import check_transition
 from voucher_service.programme.writes import append, lock
@@ -41,7 +41,7 @@ def _failed_line(ctx: Context, settlement: Settlement, line: SettlementLine) -> 
         check_budget_covers_offset(journal.account_balance(ctx.session, budget_account(region)), line.offset_fen,
                                    region)
     for redemption in redemptions:
-        check_transition("redemption", redemption.status, "redeemed", REDEMPTION_TRANSITIONS)
+        check_transition("redemption", redemption.status, "redeemed", PAYMENT_FAILED_TRANSITIONS)
         redemption.status = "redeemed"
         redemption.settled_at = None
         ctx.session.add(redemption)

@@ -7,6 +7,8 @@ from voucher_service.programme.errors import RuleViolation
 SETTLEMENT_TRANSITIONS = {"draft": {"approved", "cancelled"}, "approved": {"executed", "cancelled"},
                           # Completed: the bank's result recorded for every line (DESIGN §9).
                           "executed": {"completed"}}
+# A redemption of a line the bank reports failed is owed again, for the next batch.
+PAYMENT_FAILED_TRANSITIONS = {"settled": {"redeemed"}}
 
 
 def check_payout_cycle(cycle: str, period: Period, region: str) -> None:

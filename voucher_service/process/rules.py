@@ -17,10 +17,11 @@ REDEMPTION_TRANSITIONS = {
     "reserved": {"claimed", "cancelled", "rejected"},
     "claimed": {"confirmed", "rejected"},
     "confirmed": {"redeemed", "rejected"},
-    # Recovered: money found not due comes back (DESIGN §9). Settled goes back to
-    # redeemed when the bank reports its payment failed, so the next batch pays it.
+    # Recovered: money found not due comes back (DESIGN §9). (A settled redemption
+    # whose payment failed goes back to redeemed: payout/rules.py's own table, so
+    # that no process step, an approval say, can take that path.)
     "redeemed": {"settled", "recovered"},
-    "settled": {"recovered", "redeemed"},
+    "settled": {"recovered"},
 }
 VOUCHER_TRANSITIONS = {
     "active": {"exhausted", "expired", "voided"},
