@@ -1,6 +1,7 @@
 """Assertions and small builders shared by the test modules."""
 from __future__ import annotations
 
+import io
 import json
 import secrets
 from contextlib import contextmanager
@@ -61,6 +62,40 @@ def ledger_size(app) -> int:
 def account_balances(app) -> dict[str, int]:
     with app.app_context(), Session(get_engine()) as session:
         return {a.name: a.balance_fen for a in session.exec(select(Account)).all()}
+
+
+def pdf_bytes() -> bytes:
+    """A minimal document the service takes as a PDF (by its first bytes), unique each call."""
+    return b"%PDF-1.4\n" + secrets.token_bytes(16) + b"\n%%EOF\n"
+
+
+def upload_document(provider, redemption_id: str, kind: str, content: bytes | None = None, *,
+                    filename: str = "document.pdf", headers=None):
+    """POST /redemptions/{id}/documents as multipart/form-data through the test client."""
+    content = pdf_bytes() if content is None else content
+    return provider.http.post(f"/api/v1/redemptions/{redemption_id}/documents", headers=provider._headers(headers),
+                              data={"kind": kind, "file": (io.BytesIO(content), filename)},
+                              content_type="multipart/form-data")
+
+
+def add_evidence(provider, redemption_id: str) -> list[dict]:
+    """A contract and an invoice (fresh PDFs) on the redemption, as every claim needs (DESIGN §9)."""
+    uploaded = []
+    for kind in ("contract", "invoice"):
+        r = upload_document(provider, redemption_id, kind)
+        assert r.status_code == 201, (r.status_code, r.get_data(as_text=True))
+        uploaded.append(r.get_json())
+    return uploaded
+
+
+def claim_with_evidence(provider, redemption_id: str, body: dict, **kw):
+    """Upload a contract and an invoice, then POST the claim: the response of the claim."""
+    add_evidence(provider, redemption_id)
+    return provider.post(f"/redemptions/{redemption_id}/claim", json=body, **kw)
+
+
+def unique_invoice(prefix: str = "INV") -> str:
+    return f"{prefix}-{secrets.token_hex(6)}"
 
 
 def current_month() -> str:

@@ -11,6 +11,11 @@ from voucher_service.models.access import (
     ApiToken,
     IdempotencyRecord,
 )
+from voucher_service.models.evidence import (
+    Document,
+    DocumentChunk,
+    RedemptionDocument,
+)
 from voucher_service.models.ledger import (
     Account,
     LedgerCheckpoint,
@@ -61,6 +66,9 @@ __all__ = [
     "Application",
     "Voucher",
     "Redemption",
+    "Document",
+    "DocumentChunk",
+    "RedemptionDocument",
     "Settlement",
     "SettlementLine",
     "SettlementRedemption",
