@@ -94,6 +94,17 @@ def claim_with_evidence(provider, redemption_id: str, body: dict, **kw):
     return provider.post(f"/redemptions/{redemption_id}/claim", json=body, **kw)
 
 
+def add_evidence_over_http(client, redemption_id: str, provider_token: str) -> list[dict]:
+    """add_evidence through a real server: `client` is a voucher_service.cli.client.ApiClient."""
+    uploaded = []
+    for kind in ("contract", "invoice"):
+        reply = client.upload(f"/redemptions/{redemption_id}/documents", provider_token, pdf_bytes(),
+                              filename=f"{kind}.pdf", fields={"kind": kind})
+        assert reply.status == 201, (reply.status, reply.raw[:500])
+        uploaded.append(reply.json)
+    return uploaded
+
+
 def unique_invoice(prefix: str = "INV") -> str:
     return f"{prefix}-{secrets.token_hex(6)}"
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from helpers import (
+    add_evidence,
     account_balances,
     assert_problem,
     assert_rule,
@@ -122,6 +123,7 @@ def redeem(actors, enterprise_id: str, provider_id: str, amount_fen: int) -> str
                                                     "catalog_code": "TS-01", "service_fee_fen": fee,
                                                     "amount_fen": amount_fen}), 201)
     rid = redemption["id"]
+    add_evidence(actors.provider(provider_id), rid)
     ok(actors.provider(provider_id).post(f"/redemptions/{rid}/claim", json={
         "invoice_no": f"INV-{rid[-8:]}", "service_fee_fen": fee, "amount_fen": amount_fen}))
     ok(sme.post(f"/redemptions/{rid}/confirm"))
