@@ -24,7 +24,8 @@ The limiter's key is a hash of the token, never the token itself: keys may
 be stored in Redis, and a token must not appear outside the client.
 
 Request bodies are bounded in size (MAX_CONTENT_LENGTH, from
-VOUCHERS_MAX_BODY_BYTES) and, under gunicorn, in time (`bound_body_reads`,
+VOUCHERS_MAX_BODY_BYTES, raised for the document upload only: http/bodies.py)
+and, under gunicorn, in time (`bound_body_reads`,
 installed by wsgi.py): a body that stalls, trickles or ends early is a 408 or
 400 problem+json that changes nothing, answered before gunicorn's worker
 timeout would kill the worker and send its own HTML 500.
