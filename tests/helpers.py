@@ -1,6 +1,7 @@
 """Assertions and small builders shared by the test modules."""
 from __future__ import annotations
 
+import io
 import json
 import secrets
 from contextlib import contextmanager
@@ -61,6 +62,71 @@ def ledger_size(app) -> int:
 def account_balances(app) -> dict[str, int]:
     with app.app_context(), Session(get_engine()) as session:
         return {a.name: a.balance_fen for a in session.exec(select(Account)).all()}
+
+
+def pdf_bytes() -> bytes:
+    """A minimal document the service takes as a PDF (by its first bytes), unique each call."""
+    return b"%PDF-1.4\n" + secrets.token_bytes(16) + b"\n%%EOF\n"
+
+
+def upload_document(provider, redemption_id: str, kind: str, content: bytes | None = None, *,
+                    filename: str = "document.pdf", headers=None):
+    """POST /redemptions/{id}/documents as multipart/form-data through the test client."""
+    content = pdf_bytes() if content is None else content
+    return provider.http.post(f"/api/v1/redemptions/{redemption_id}/documents", headers=provider._headers(headers),
+                              data={"kind": kind, "file": (io.BytesIO(content), filename)},
+                              content_type="multipart/form-data")
+
+
+def add_evidence(provider, redemption_id: str) -> list[dict]:
+    """A contract and an invoice (fresh PDFs) on the redemption, as every claim needs (DESIGN §9)."""
+    uploaded = []
+    for kind in ("contract", "invoice"):
+        r = upload_document(provider, redemption_id, kind)
+        assert r.status_code == 201, (r.status_code, r.get_data(as_text=True))
+        uploaded.append(r.get_json())
+    return uploaded
+
+
+def claim_with_evidence(provider, redemption_id: str, body: dict, **kw):
+    """Upload a contract and an invoice, then POST the claim: the response of the claim."""
+    add_evidence(provider, redemption_id)
+    return provider.post(f"/redemptions/{redemption_id}/claim", json=body, **kw)
+
+
+def add_evidence_over_http(client, redemption_id: str, provider_token: str) -> list[dict]:
+    """add_evidence through a real server: `client` is a voucher_service.cli.client.ApiClient."""
+    uploaded = []
+    for kind in ("contract", "invoice"):
+        reply = client.upload(f"/redemptions/{redemption_id}/documents", provider_token, pdf_bytes(),
+                              filename=f"{kind}.pdf", fields={"kind": kind})
+        assert reply.status == 201, (reply.status, reply.raw[:500])
+        uploaded.append(reply.json)
+    return uploaded
+
+
+def redeem(actors, enterprise_id: str, provider_id: str, amount_fen: int) -> str:
+    """A voucher of the enterprise's home region (ent-ks-… is KS's), spent at the provider with its
+    evidence, claimed, confirmed and approved: the redemption id, `redeemed`."""
+    region = enterprise_id.split("-")[1].upper()
+    sme, officer = actors.sme(enterprise_id), actors.officer(region)
+    application = ok(sme.post("/applications", json={"amount_fen": amount_fen, "purpose": "testing"}), 201)
+    voucher = ok(officer.post(f"/applications/{application['id']}/approve", json={}))["voucher"]
+    fee = 4 * amount_fen
+    rid = ok(sme.post("/redemptions", json={"voucher_id": voucher["id"], "provider_id": provider_id,
+                                            "catalog_code": "TS-01", "service_fee_fen": fee,
+                                            "amount_fen": amount_fen}), 201)["id"]
+    add_evidence(actors.provider(provider_id), rid)
+    ok(actors.provider(provider_id).post(f"/redemptions/{rid}/claim", json={
+        "invoice_no": f"INV-{rid[-8:]}", "service_fee_fen": fee, "amount_fen": amount_fen}))
+    ok(sme.post(f"/redemptions/{rid}/confirm"))
+    redeemed = ok(officer.post(f"/redemptions/{rid}/approve"))
+    assert redeemed["status"] == "redeemed", redeemed
+    return rid
+
+
+def unique_invoice(prefix: str = "INV") -> str:
+    return f"{prefix}-{secrets.token_hex(6)}"
 
 
 def current_month() -> str:

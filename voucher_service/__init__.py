@@ -31,7 +31,7 @@ def create_app(test_config: dict | None = None) -> "Flask":
     from voucher_service.journal import api as ledger_api
     from voucher_service.journal import keys
     from voucher_service.payout.api import reconciliation, repayments, settlements
-    from voucher_service.process.api import applications, redemptions, vouchers
+    from voucher_service.process.api import applications, documents, redemptions, vouchers
     from voucher_service.programme import api as regions_api
     from voucher_service.providers.api import account, exclusions, payout_accounts, registry
     from voucher_service.reports import api as reports_api
@@ -43,7 +43,7 @@ def create_app(test_config: dict | None = None) -> "Flask":
     keys.init_app(app)
     # The API, one unification after another (the order of the OpenAPI document).
     api.init_app(app, (regions_api, catalogue_api, registry, exclusions, payout_accounts, account,
-                       enterprises_api, applications, vouchers, redemptions, settlements, repayments,
+                       enterprises_api, applications, vouchers, redemptions, documents, settlements, repayments,
                        reconciliation, ledger_api, reports_api))
     cli.init_app(app)
     return app

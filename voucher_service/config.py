@@ -15,6 +15,9 @@ def from_environment(environ=None) -> dict:
         "VOUCHERS_SEEDS": env.get("VOUCHERS_SEEDS", "seeds/"),
         "VOUCHERS_TOKEN_TTL_DAYS": int(env.get("VOUCHERS_TOKEN_TTL_DAYS", "90")),
         "MAX_CONTENT_LENGTH": int(env.get("VOUCHERS_MAX_BODY_BYTES", str(64 * 1024))),
+        # One evidence document (POST /redemptions/{id}/documents), the only route
+        # whose body may be larger than MAX_CONTENT_LENGTH (http/security.py).
+        "VOUCHERS_MAX_DOCUMENT_BYTES": int(env.get("VOUCHERS_MAX_DOCUMENT_BYTES", str(10 * 1024 * 1024))),
         # Rate limits (flask-limiter; see security.py): one budget per token across
         # all routes, callers without a token by remote address. In memory each
         # process counts alone; several workers or hosts share a limit through

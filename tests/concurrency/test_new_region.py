@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 
-from helpers import current_month, make_uscc
+from helpers import add_evidence_over_http, current_month, make_uscc
 from server import seeded_server as server  # noqa: F401 (the module's fixture)
 from sqlmodel import Session
 
@@ -59,7 +59,9 @@ def test_a_fourth_region_joins_a_running_server_and_is_settled_and_reconciled(se
         "voucher_id": voucher["id"], "provider_id": provider, "catalog_code": "TS-01",
         "service_fee_fen": 200_000, "amount_fen": 100_000}, status=201)
     rid = redemption["id"]
-    call(server, "POST", f"/redemptions/{rid}/claim", tokens("provider", provider_id=provider),
+    provider_token = tokens("provider", provider_id=provider)
+    add_evidence_over_http(server.client, rid, provider_token)
+    call(server, "POST", f"/redemptions/{rid}/claim", provider_token,
          {"invoice_no": "HZ-INV-1", "service_fee_fen": 200_000, "amount_fen": 100_000})
     call(server, "POST", f"/redemptions/{rid}/confirm", sme, {})
     assert call(server, "POST", f"/redemptions/{rid}/approve", officer, {})["status"] == "redeemed"

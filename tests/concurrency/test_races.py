@@ -7,13 +7,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from helpers import add_evidence_over_http, unique_invoice
 from server import seeded_server as server  # noqa: F401 (the module's fixture)
 from sqlmodel import Session, func, select
 
 from voucher_service.db import get_engine
 from voucher_service.journal.integrity import check_all
 from voucher_service.journal.tree import tree_size
-from voucher_service.models import Application, SettlementRedemption, Voucher
+from voucher_service.models import Application, Redemption, SettlementRedemption, Voucher
 
 THREADS = 40
 
@@ -90,8 +91,10 @@ def test_racing_settlement_creation_puts_every_redemption_in_one_batch(server):
             "service_fee_fen": 20_000, "amount_fen": 10_000})
         assert reserved.status == 201, reserved.raw
         rid = reserved.json["id"]
+        add_evidence_over_http(server.client, rid, provider)
         assert server.client.api("POST", f"/redemptions/{rid}/claim", provider,
-                                 {"invoice_no": "R", "service_fee_fen": 20_000, "amount_fen": 10_000}).status == 200
+                                 {"invoice_no": unique_invoice("R"), "service_fee_fen": 20_000,
+                                  "amount_fen": 10_000}).status == 200
         assert server.client.api("POST", f"/redemptions/{rid}/confirm", sme).status == 200
         assert server.client.api("POST", f"/redemptions/{rid}/approve", officer).status == 200
         redeemed.append(rid)
@@ -143,3 +146,33 @@ def test_metrics_add_up_across_workers(server):
         assert metric(after, "vouchers_ledger_append_duration_seconds_count") >= appends_before + 2
     with db(server), Session(get_engine()) as session:
         assert metric(after, "vouchers_ledger_tree_size") == tree_size(session)
+
+
+def test_two_claims_racing_with_one_invoice_number(server):
+    """Two redemptions at one provider, claimed at once with the same invoice number,
+    through different workers: exactly one claim stands, the other is 409 duplicate_invoice."""
+    sme, _officer, voucher = issue(server, enterprise="ent-ks-002", amount_fen=100_000)
+    provider = server.actors.token("provider", provider_id="prv-sh-001")
+    rids = []
+    for _ in range(2):
+        reserved = server.client.api("POST", "/redemptions", sme, {
+            "voucher_id": voucher["id"], "provider_id": "prv-sh-001", "catalog_code": "TS-01",
+            "service_fee_fen": 20_000, "amount_fen": 10_000})
+        assert reserved.status == 201, reserved.raw
+        rids.append(reserved.json["id"])
+        add_evidence_over_http(server.client, rids[-1], provider)
+    invoice_no = unique_invoice("RACE")
+    body = {"invoice_no": invoice_no, "service_fee_fen": 20_000, "amount_fen": 10_000}
+    with db(server), Session(get_engine()) as session:
+        size = tree_size(session)
+    results = race([lambda rid=rid: server.client.api("POST", f"/redemptions/{rid}/claim", provider, body)
+                    for rid in rids])
+    assert sorted(r.status for r in results) == [200, 409], [(r.status, r.raw) for r in results]
+    refused = next(r for r in results if r.status == 409)
+    assert refused.json["rule"] == "duplicate_invoice", refused.json
+    assert "duplicate invoice" in refused.json["detail"].lower()
+    with db(server), Session(get_engine()) as session:
+        assert tree_size(session) == size + 1  # one claim entry, none for the refusal
+        statuses = session.exec(select(Redemption.status).where(Redemption.id.in_(rids))).all()
+        assert sorted(statuses) == ["claimed", "reserved"]
+        assert check_all(session) == []

@@ -57,13 +57,16 @@ def test_demo_drives_the_whole_lifecycle(server):
     over_ratio = _step(out, 5)
     assert "409 Conflict" in over_ratio and "subsidy ratio" in over_ratio
     assert "[urn:vouchers:problem:subsidy_ratio]" in over_ratio
-    assert "200 OK" in _step(out, 6) and "claimed" in _step(out, 6)
-    assert "200 OK" in _step(out, 7) and "confirmed" in _step(out, 7)
-    wrong_region = _step(out, 8)
+    # The evidence a claim needs: a contract and an invoice, stored by their SHA-256.
+    assert "201 Created" in _step(out, 6) and "contract sha256 " in _step(out, 6)
+    assert "201 Created" in _step(out, 7) and "invoice sha256 " in _step(out, 7)
+    assert "200 OK" in _step(out, 8) and "claimed" in _step(out, 8)
+    assert "200 OK" in _step(out, 9) and "confirmed" in _step(out, 9)
+    wrong_region = _step(out, 10)
     assert "403 Forbidden" in wrong_region and "issuing region (KS)" in wrong_region
-    assert "200 OK" in _step(out, 9) and "redeemed: 5,000.00 CNY payable by KS to prv-sh-001" in _step(out, 9)
-    assert "201 Created" in _step(out, 10)
-    assert "200 OK" in _step(out, 11) and "cancelled" in _step(out, 11)
+    assert "200 OK" in _step(out, 11) and "redeemed: 5,000.00 CNY payable by KS to prv-sh-001" in _step(out, 11)
+    assert "201 Created" in _step(out, 12)
+    assert "200 OK" in _step(out, 13) and "cancelled" in _step(out, 13)
 
     # The voucher's balances after every step from the issue on (step 1 has no voucher yet).
     assert _balances(out) == [
@@ -71,12 +74,14 @@ def test_demo_drives_the_whole_lifecycle(server):
         (2_000_000, 1_400_000, 600_000, 0),      # 3 reserved 600,000
         (2_000_000, 1_400_000, 600_000, 0),      # 4 replay: no second hold
         (2_000_000, 1_400_000, 600_000, 0),      # 5 refused: nothing changes
-        (2_000_000, 1_500_000, 500_000, 0),      # 6 claim lowered to 500,000: 100,000 released
-        (2_000_000, 1_500_000, 500_000, 0),      # 7 confirmed
-        (2_000_000, 1_500_000, 500_000, 0),      # 8 refused
-        (2_000_000, 1_500_000, 0, 500_000),      # 9 redeemed
-        (2_000_000, 1_300_000, 200_000, 500_000),  # 10 second reservation
-        (2_000_000, 1_500_000, 0, 500_000),      # 11 cancelled: hold released
+        (2_000_000, 1_400_000, 600_000, 0),      # 6 contract uploaded
+        (2_000_000, 1_400_000, 600_000, 0),      # 7 invoice uploaded
+        (2_000_000, 1_500_000, 500_000, 0),      # 8 claim lowered to 500,000: 100,000 released
+        (2_000_000, 1_500_000, 500_000, 0),      # 9 confirmed
+        (2_000_000, 1_500_000, 500_000, 0),      # 10 refused
+        (2_000_000, 1_500_000, 0, 500_000),      # 11 redeemed
+        (2_000_000, 1_300_000, 200_000, 500_000),  # 12 second reservation
+        (2_000_000, 1_500_000, 0, 500_000),      # 13 cancelled: hold released
     ]
     assert ("face 20,000.00 = available 15,000.00 + held 0.00 + redeemed 5,000.00 CNY "
             "(2000000 = 1500000 + 0 + 500000 fen)") in out
@@ -91,6 +96,8 @@ def test_demo_drives_the_whole_lifecycle(server):
         ("application.submitted", "KS", []),
         ("voucher.issued", "KS", [(2_000_000, "budget:KS", available)]),
         ("redemption.reserved", "KS", [(600_000, available, held)]),
+        ("redemption.document_added", "KS", []),
+        ("redemption.document_added", "KS", []),
         ("redemption.claimed", "KS", [(100_000, held, available)]),
         ("redemption.confirmed", "KS", []),
         ("redemption.redeemed", "KS", [(500_000, held, payable)]),

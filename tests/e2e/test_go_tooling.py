@@ -21,6 +21,7 @@ import uuid
 
 import pytest
 
+from helpers import add_evidence_over_http
 from server import gunicorn_server as server  # noqa: F401 (the module's fixture)
 from voucher_service.cli.client import ApiClient
 
@@ -109,7 +110,8 @@ def _get(client: ApiClient, path: str, token: str | None = None) -> bytes:
 
 
 def _lifecycle(client: ApiClient, tokens: dict, n: int) -> None:
-    """One voucher's life: 6 ledger entries (submitted, issued, reserved, claimed, confirmed, redeemed)."""
+    """One voucher's life: 8 ledger entries (submitted, issued, reserved, two documents added, claimed,
+    confirmed, redeemed)."""
     application = _post(client, "/applications", tokens["sme"],
                         {"amount_fen": 1_000_000, "purpose": f"go tooling e2e {n}"}, expected=201)
     voucher = _post(client, f"/applications/{application['id']}/approve", tokens["officer"], {})["voucher"]
@@ -117,6 +119,7 @@ def _lifecycle(client: ApiClient, tokens: dict, n: int) -> None:
                        {"voucher_id": voucher["id"], "provider_id": "prv-sh-001", "catalog_code": "TS-01",
                         "service_fee_fen": 600_000, "amount_fen": 300_000}, expected=201)
     rid = redemption["id"]
+    add_evidence_over_http(client, rid, tokens["provider"])
     _post(client, f"/redemptions/{rid}/claim", tokens["provider"],
           {"invoice_no": f"GO-INV-{n}", "service_fee_fen": 500_000, "amount_fen": 250_000})
     _post(client, f"/redemptions/{rid}/confirm", tokens["sme"])

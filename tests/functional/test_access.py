@@ -15,7 +15,17 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from conftest import REPO
-from helpers import assert_problem, current_month, ledger_size, make_uscc, propose_catalogue_change
+from helpers import (
+    add_evidence,
+    assert_problem,
+    current_month,
+    ledger_size,
+    make_uscc,
+    pdf_bytes,
+    propose_catalogue_change,
+    unique_invoice,
+    upload_document,
+)
 from sqlmodel import Session
 
 from voucher_service.db import get_engine
@@ -99,10 +109,25 @@ def setup_reserved_at_ks(who):
     return {"id": reserve(who, issue_voucher(who)["id"], provider_id="prv-ks-002")}
 
 
+def setup_evidenced(who):
+    """Reserved, with the contract and invoice a claim needs."""
+    target = setup_reserved(who)
+    add_evidence(who["prv_sh1"], target["id"])
+    return target
+
+
+def setup_document(who):
+    """Reserved, with one document."""
+    target = setup_reserved(who)
+    r = upload_document(who["prv_sh1"], target["id"], "contract")
+    assert r.status_code == 201, r.get_json()
+    return {**target, "sha256": r.get_json()["sha256"]}
+
+
 def setup_claimed(who):
-    rid = setup_reserved(who)["id"]
+    rid = setup_evidenced(who)["id"]
     r = who["prv_sh1"].post(f"/redemptions/{rid}/claim",
-                            json={"invoice_no": "INV-A", "service_fee_fen": 20_000, "amount_fen": 10_000})
+                            json={"invoice_no": unique_invoice(), "service_fee_fen": 20_000, "amount_fen": 10_000})
     assert r.status_code == 200, r.get_json()
     return {"id": rid}
 
@@ -228,8 +253,9 @@ def setup_entry(who):
 
 
 SETUPS = {f.__name__.removeprefix("setup_"): f for f in (
-    setup_application, setup_voucher, setup_reserved, setup_reserved_at_ks, setup_claimed, setup_confirmed,
-    setup_provider_ks, setup_suspended_provider_ks, setup_pending_payout_account, setup_provider_sh, setup_excluded_provider,
+    setup_application, setup_voucher, setup_reserved, setup_reserved_at_ks, setup_evidenced, setup_document,
+    setup_claimed, setup_confirmed, setup_provider_ks, setup_suspended_provider_ks, setup_pending_payout_account,
+    setup_provider_sh, setup_excluded_provider,
     setup_catalog_proposal, setup_catalog_item, setup_world, setup_entry, setup_redeemed, setup_settlement,
     setup_approved_settlement, setup_executed_settlement, setup_redeemed_amount, setup_receivable)}
 
@@ -280,6 +306,21 @@ def const(body):
     return lambda _target: body
 
 
+class Upload:
+    """A multipart/form-data body: a document of this kind (a fresh PDF)."""
+
+    def __init__(self, kind):
+        self.kind = kind
+
+
+def new_document_body(_target):
+    return Upload("acceptance")
+
+
+def claim_body(_target):
+    return {"invoice_no": unique_invoice(), "service_fee_fen": 20_000, "amount_fen": 9_000}
+
+
 # op -> (method, path template, setup, body factory or None)
 OPERATIONS = {
     "list_regions": ("GET", "/regions", "world", None),
@@ -326,8 +367,10 @@ OPERATIONS = {
     "reserve": ("POST", "/redemptions", "voucher", new_redemption_body),
     "get_redemption": ("GET", "/redemptions/{id}", "reserved", None),
     "get_redemption_at_ks": ("GET", "/redemptions/{id}", "reserved_at_ks", None),
-    "claim": ("POST", "/redemptions/{id}/claim", "reserved",
-              const({"invoice_no": "INV-1", "service_fee_fen": 20_000, "amount_fen": 9_000})),
+    "claim": ("POST", "/redemptions/{id}/claim", "evidenced", claim_body),
+    "upload_document": ("POST", "/redemptions/{id}/documents", "reserved", new_document_body),
+    "list_documents": ("GET", "/redemptions/{id}/documents", "document", None),
+    "get_document": ("GET", "/redemptions/{id}/documents/{sha256}", "document", None),
     "confirm": ("POST", "/redemptions/{id}/confirm", "claimed", None),
     "approve_redemption": ("POST", "/redemptions/{id}/approve", "confirmed", None),
     "approve_redemption_at_ks": ("POST", "/redemptions/{id}/approve", "reserved_at_ks", None),
@@ -433,6 +476,10 @@ EXPECTED = {
     # At a KS provider, SH principals and other providers do not see it.
     "get_redemption_at_ks": {**OWNED_READ, "prv_ks2": 200},
     "claim": {**REDEMPTION_ACT, "prv_sh1": 200},
+    # Evidence: the provider of it uploads; the redemption's readers read it, finance officers excepted.
+    "upload_document": {**REDEMPTION_ACT, "prv_sh1": 201},
+    "list_documents": {**REDEMPTION_READ, "fin_ks": 403, "fin_sh": 403},
+    "get_document": {**REDEMPTION_READ, "fin_ks": 403, "fin_sh": 403},
     "confirm": {**REDEMPTION_ACT, "sme_owner": 200},
     "approve_redemption": {**REDEMPTION_ACT, "off_ks": 200},
     "approve_redemption_at_ks": {**{k: (403 if v == 200 else v) for k, v in OWNED_READ.items()},
@@ -487,6 +534,8 @@ def _target(who, setup, fresh):
 
 
 def _call(client, method, path, body):
+    if isinstance(body, Upload):
+        return upload_document(client, path.split("/")[2], body.kind, pdf_bytes())
     if method == "GET":
         return client.get(path)
     if method == "PATCH":
@@ -640,7 +689,7 @@ def test_a_provider_cannot_claim_another_providers_redemption(app, who):
     rid = setup_reserved(who)["id"]
     before = ledger_size(app)
     r = who["prv_sh4"].post(f"/redemptions/{rid}/claim",
-                            json={"invoice_no": "INV-X", "service_fee_fen": 20_000, "amount_fen": 10_000})
+                            json={"invoice_no": unique_invoice(), "service_fee_fen": 20_000, "amount_fen": 10_000})
     assert_problem(r, 404)
     assert ledger_size(app) == before
     assert who["sme_owner"].get(f"/redemptions/{rid}").get_json()["status"] == "reserved"

@@ -13,6 +13,7 @@ from voucher_service.ledger.entry import parse_entry
 from voucher_service.ledger.merkle import node_key
 from voucher_service.ledger.note import Checkpoint, Verifier, open_note, parse_note
 from voucher_service.models import LedgerCheckpoint, LedgerEntry, LedgerNode
+from helpers import add_evidence
 
 REGIONS = {"SH", "KS", "WJ"}
 
@@ -220,6 +221,7 @@ def test_business_timestamps_equal_their_entrys_ts(actors):
     reserved = sme.post("/redemptions", json={"voucher_id": voucher["id"], "provider_id": "prv-sh-001",
                                               "catalog_code": "TS-01", "service_fee_fen": 2_000, "amount_fen": 1_000})
     rid = reserved.json["id"]
+    add_evidence(actors.provider("prv-sh-001"), rid)
     actors.provider("prv-sh-001").post(f"/redemptions/{rid}/claim",
                                        json={"invoice_no": "T", "service_fee_fen": 2_000, "amount_fen": 1_000})
     sme.post(f"/redemptions/{rid}/confirm")

@@ -16,6 +16,7 @@ from voucher_service.db import get_engine
 from voucher_service.models import LedgerEntry, SigningKeyRecord
 
 from helpers import (
+    add_evidence,
     account_balances,
     adopt_catalogue_change,
     assert_problem,
@@ -23,6 +24,7 @@ from helpers import (
     make_uscc,
     nothing_changes,
     ok,
+    unique_invoice,
 )
 
 PROBLEM_JSON = "application/problem+json"
@@ -156,6 +158,8 @@ def test_acceptance_scenario_with_its_ledger(fresh_app, fresh_actors):
     ledger.none()
 
     # The provider claims less; the difference goes back to the voucher at once.
+    add_evidence(provider, rid)
+    assert [e["kind"] for e in ledger.new()] == ["redemption.document_added"] * 2
     claimed = ok(provider.post(f"/redemptions/{rid}/claim",
                                json={"invoice_no": "INV-1", "service_fee_fen": 500_000, "amount_fen": 250_000}))
     assert (claimed["status"], claimed["amount_fen"], claimed["invoice_no"]) == ("claimed", 250_000, "INV-1")
@@ -392,6 +396,7 @@ def test_suspended_provider(fresh_app, fresh_actors):
 
     assert ok(sh.post("/providers/prv-sh-004/reinstate"))["status"] == "active"
     ledger.one("provider.reinstated", provider="prv-sh-004")
+    add_evidence(fresh_actors.provider("prv-sh-004"), open_rid)
     ok(fresh_actors.provider("prv-sh-004").post(f"/redemptions/{open_rid}/claim", json=claim))
 
 
@@ -441,8 +446,10 @@ def test_void_with_an_open_redemption_is_refused(app, actors):
         assert_rule(ks.post(f"/vouchers/{vid}/void", json={"reason": "x"}), "open_redemptions", "open redemption")
     assert ok(sme.get(f"/vouchers/{vid}"))["status"] == "active"
     # Once the redemption is settled with the provider, nothing is held and the voucher can be voided.
+    add_evidence(actors.provider("prv-sh-001"), rid)
     ok(actors.provider("prv-sh-001").post(f"/redemptions/{rid}/claim",
-                                          json={"invoice_no": "I", "service_fee_fen": 20_000, "amount_fen": 10_000}))
+                                          json={"invoice_no": unique_invoice(), "service_fee_fen": 20_000,
+                                                "amount_fen": 10_000}))
     ok(sme.post(f"/redemptions/{rid}/confirm"))
     ok(ks.post(f"/redemptions/{rid}/approve"))
     ledger = LedgerWatch(app)
@@ -476,9 +483,11 @@ def test_state_machine(app, actors):
     cancelled = reserve()
     ok(sme.post(f"/redemptions/{cancelled}/cancel", json={}))
     claimed = reserve()
+    add_evidence(provider, claimed)
     ok(provider.post(f"/redemptions/{claimed}/claim", json=claim))
     redeemed = reserve()
-    ok(provider.post(f"/redemptions/{redeemed}/claim", json=claim))
+    add_evidence(provider, redeemed)
+    ok(provider.post(f"/redemptions/{redeemed}/claim", json={**claim, "invoice_no": "INV-S2"}))
     ok(sme.post(f"/redemptions/{redeemed}/confirm"))
     ok(ks.post(f"/redemptions/{redeemed}/approve"))
     state = balances(sme, vid)
@@ -504,8 +513,9 @@ def test_reject_by_the_issuing_region_releases_the_hold(app, actors, stage):
     vid = voucher["id"]
     rid = ok(sme.post("/redemptions", json=reservation(vid, "prv-sh-001", "TS-01", 40_000, 20_000)), 201)["id"]
     if stage in ("claimed", "confirmed"):
+        add_evidence(actors.provider("prv-sh-001"), rid)
         ok(actors.provider("prv-sh-001").post(f"/redemptions/{rid}/claim",
-                                              json={"invoice_no": "I", "service_fee_fen": 30_000,
+                                              json={"invoice_no": unique_invoice(), "service_fee_fen": 30_000,
                                                     "amount_fen": 15_000}))
     if stage == "confirmed":
         ok(sme.post(f"/redemptions/{rid}/confirm"))
@@ -542,6 +552,8 @@ def test_full_lifecycle_in_a_third_region(fresh_app, fresh_actors):
                     "subsidy_ratio", "subsidy ratio")
     rid = ok(sme.post("/redemptions", json=reservation(vid, "prv-ks-002", "TS-01", 100_000, 40_000)), 201)["id"]
     ledger.one("redemption.reserved", redemption=rid)
+    add_evidence(provider, rid)
+    assert [e["kind"] for e in ledger.new()] == ["redemption.document_added"] * 2
     ok(provider.post(f"/redemptions/{rid}/claim", json={"invoice_no": "WJ-1", "service_fee_fen": 90_000,
                                                          "amount_fen": 36_000}))
     ledger.one("redemption.claimed", redemption=rid)

@@ -19,6 +19,7 @@ from helpers import (
     make_uscc,
     nothing_changes,
     ok,
+    redeem,
 )
 from sqlmodel import Session, select
 
@@ -266,21 +267,6 @@ def test_accounts_for_payout_gives_the_accounts_in_effect_unmasked(app, actors):
 
 # --- the provider's own view --------------------------------------------------------------
 
-def redeem(actors, enterprise_id: str, region: str, provider_id: str, amount_fen: int) -> str:
-    sme, officer = actors.sme(enterprise_id), actors.officer(region)
-    application = ok(sme.post("/applications", json={"amount_fen": amount_fen, "purpose": "own view"}), 201)
-    voucher = ok(officer.post(f"/applications/{application['id']}/approve", json={}))["voucher"]
-    fee = 4 * amount_fen
-    rid = ok(sme.post("/redemptions", json={"voucher_id": voucher["id"], "provider_id": provider_id,
-                                            "catalog_code": "TS-01", "service_fee_fen": fee,
-                                            "amount_fen": amount_fen}), 201)["id"]
-    ok(actors.provider(provider_id).post(f"/redemptions/{rid}/claim", json={
-        "invoice_no": f"INV-{rid[-8:]}", "service_fee_fen": fee, "amount_fen": amount_fen}))
-    ok(sme.post(f"/redemptions/{rid}/confirm"))
-    assert ok(officer.post(f"/redemptions/{rid}/approve"))["status"] == "redeemed"
-    return rid
-
-
 def balances_of(app, provider_id: str) -> dict[str, int]:
     return {name: balance for name, balance in account_balances(app).items()
             if name.endswith(f":{provider_id}") and name.split(":")[0] in ("payable", "paid", "receivable")}
@@ -291,8 +277,8 @@ def test_the_providers_view_follows_the_ledger_through_redemption_and_settlement
     me = actors.provider(SH_PROVIDER)
     before = ok(me.get(f"/providers/{SH_PROVIDER}/account"))
     ks_amount, sh_amount = 250_005, 70_000
-    redeem(actors, "ent-ks-003", "KS", SH_PROVIDER, ks_amount)
-    redeem(actors, "ent-sh-001", "SH", SH_PROVIDER, sh_amount)
+    redeem(actors, "ent-ks-003", SH_PROVIDER, ks_amount)
+    redeem(actors, "ent-sh-001", SH_PROVIDER, sh_amount)
 
     view = ok(me.get(f"/providers/{SH_PROVIDER}/account"))
     owed = {row["region"]: row["amount_fen"] for row in view["owed"]}

@@ -13,7 +13,7 @@ import json
 from contextlib import contextmanager
 
 import pytest
-from helpers import account_balances, assert_problem, ledger_size, ok
+from helpers import account_balances, add_evidence, assert_problem, ledger_size, ok, unique_invoice
 from sqlmodel import Session, select
 
 from voucher_service.db import get_engine
@@ -50,7 +50,7 @@ def reservation(voucher_id, provider_id=PROVIDER, amount_fen=10_000):
 
 
 def claim(amount_fen=10_000):
-    return {"invoice_no": "INV-EXCL", "service_fee_fen": 4 * amount_fen, "amount_fen": amount_fen}
+    return {"invoice_no": unique_invoice("INV-EXCL"), "service_fee_fen": 4 * amount_fen, "amount_fen": amount_fen}
 
 
 def assert_excluded(response):
@@ -115,6 +115,7 @@ def test_in_flight_redemptions_as_under_suspension(world):
     provider = actors.provider(PROVIDER)
     reserved = ok(sme.post("/redemptions", json=reservation(voucher)), 201)["id"]
     claimed = ok(sme.post("/redemptions", json=reservation(voucher)), 201)["id"]
+    add_evidence(provider, claimed)
     ok(provider.post(f"/redemptions/{claimed}/claim", json=claim()))
     ok(ks.post(EXCLUSIONS, json={"provider_id": PROVIDER, "reason": "under investigation"}), 201)
 
@@ -147,6 +148,7 @@ def test_readmission_lets_the_regions_vouchers_be_spent_again(world):
     assert lifted["ledger"]["seq"] == entry["seq"]
 
     ok(sme.post("/redemptions", json=reservation(voucher)), 201)
+    add_evidence(provider, reserved)
     ok(provider.post(f"/redemptions/{reserved}/claim", json=claim()))
     assert ok(ks.get(EXCLUSIONS))["items"] == []
     assert ok(ks.get(f"/providers/{PROVIDER}"))["excluded_in"] == []

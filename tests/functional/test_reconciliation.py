@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
-from helpers import assert_problem, current_month, ok
+from helpers import add_evidence, assert_problem, current_month, ok
 from sqlalchemy import text
 from sqlmodel import Session, func, select
 
@@ -58,6 +58,7 @@ def reserve(actors, voucher_id, provider_id, fee_fen, amount_fen, enterprise_id=
 
 
 def claim_confirm_redeem(actors, redemption_id, provider_id, fee_fen, amount_fen):
+    add_evidence(actors.provider(provider_id), redemption_id)
     ok(actors.provider(provider_id).post(f"/redemptions/{redemption_id}/claim", json={
         "invoice_no": f"INV-{redemption_id[-6:]}", "service_fee_fen": fee_fen, "amount_fen": amount_fen}))
     ok(actors.sme(KS_SME).post(f"/redemptions/{redemption_id}/confirm"))
@@ -342,6 +343,7 @@ def test_period_boundaries_are_local_midnights_exactly(fresh_app, fresh_actors, 
     first_moment = datetime(2026, 1, 1, 0, 0, 0, tzinfo=SHANGHAI)
     for moment, provider, amount in ((last_moment, SH_PROVIDER, 100_000), (first_moment, WJ_PROVIDER, 70_000)):
         rid = reserve(fresh_actors, voucher["id"], provider, 2 * amount, amount)
+        add_evidence(fresh_actors.provider(provider), rid)
         ok(fresh_actors.provider(provider).post(f"/redemptions/{rid}/claim", json={
             "invoice_no": "INV-EDGE", "service_fee_fen": 2 * amount, "amount_fen": amount}))
         ok(fresh_actors.sme(KS_SME).post(f"/redemptions/{rid}/confirm"))

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import subprocess
+import sys
 
-from helpers import account_balances, assert_problem, assert_rule, current_month, nothing_changes, ok
+import pytest
+
+from helpers import account_balances, assert_problem, assert_rule, current_month, nothing_changes, ok, redeem
 from sqlmodel import Session
-from test_settlement import KS_ENTERPRISE, SH_PROVIDER, balance, create, redeem
+from test_settlement import KS_ENTERPRISE, SH_PROVIDER, balance, create
 
 from voucher_service.db import get_engine
 from voucher_service.journal.integrity import check_all
@@ -247,3 +252,23 @@ def test_the_payout_file_carries_the_bank_account_in_full_for_the_paying_finance
         assert row["account_no"] == "****5432"
         raw = reader.get(f"/settlements/{batch['id']}/payouts", headers={"Accept": "text/csv"}).get_data()
         assert number.encode() not in raw
+
+
+BEAN_CHECK = os.path.join(os.path.dirname(sys.executable), "bean-check")
+
+
+@pytest.mark.skipif(not os.path.exists(BEAN_CHECK), reason="bean-check is not installed (pip install beancount)")
+def test_the_beancount_export_of_recoveries_and_repayments_passes_bean_check(fresh_app, fresh_actors, tmp_path):
+    app, actors = fresh_app, fresh_actors
+    rid = redeem(actors, KS_ENTERPRISE, SH_PROVIDER, 100_000)
+    settle(actors)
+    ok(actors.officer("KS").post(f"/redemptions/{rid}/recover", json={"amount_fen": 30_000, "reason": "audit"}))
+    ok(actors.finance("KS").post(f"/providers/{SH_PROVIDER}/repayments",
+                                 json={"amount_fen": 10_000, "reference": "BANK-3"}), 201)
+    path = tmp_path / "ledger.beancount"
+    result = app.test_cli_runner().invoke(args=["export", "beancount", "--output", str(path)])
+    assert result.exit_code == 0, result.output
+    text = path.read_text(encoding="utf-8")
+    assert "Assets:Receivable:KS:Xprv-sh-001" in text and "Equity:Unmapped" not in text
+    checked = subprocess.run([BEAN_CHECK, str(path)], capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stdout + checked.stderr

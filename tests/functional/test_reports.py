@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import SHANGHAI, assert_problem, current_month, ok
+from helpers import add_evidence, SHANGHAI, assert_problem, current_month, ok
 
 KS_ENTERPRISE, SH_ENTERPRISE, WJ_ENTERPRISE = "ent-ks-003", "ent-sh-001", "ent-wj-001"
 SH_PROVIDER, KS_PROVIDER, WJ_PROVIDER = "prv-sh-001", "prv-ks-002", "prv-wj-001"
@@ -49,6 +49,7 @@ def reserve(actors, enterprise_id: str, voucher_id: str, provider_id: str, amoun
 
 def redeem_reserved(actors, enterprise_id: str, redemption: dict) -> None:
     rid, amount_fen = redemption["id"], redemption["amount_fen"]
+    add_evidence(actors.provider(redemption["provider_id"]), rid)
     ok(actors.provider(redemption["provider_id"]).post(f"/redemptions/{rid}/claim", json={
         "invoice_no": f"INV-{rid[-8:]}", "service_fee_fen": 4 * amount_fen, "amount_fen": amount_fen}))
     ok(actors.sme(enterprise_id).post(f"/redemptions/{rid}/confirm"))

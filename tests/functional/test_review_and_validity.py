@@ -11,7 +11,7 @@ import json
 from datetime import date, datetime, timedelta
 
 import pytest
-from helpers import SHANGHAI, assert_problem, assert_rule, ledger_size, ok
+from helpers import add_evidence, SHANGHAI, assert_problem, assert_rule, ledger_size, ok
 from sqlmodel import Session, select
 
 from voucher_service.db import get_engine
@@ -163,6 +163,7 @@ def test_the_officer_finds_confirmed_redemptions_by_provider_enterprise_and_day(
     at_sh = reserve(sme3, voucher3["id"], "prv-sh-001")["id"]
     other = reserve(sme2, voucher2["id"], "prv-ks-002")["id"]
     for redemption_id, provider in ((at_ks, "prv-ks-002"), (at_sh, "prv-sh-001")):
+        add_evidence(actors.provider(provider), redemption_id)
         ok(actors.provider(provider).post(f"/redemptions/{redemption_id}/claim",
                                           json={"invoice_no": "INV-Q", "service_fee_fen": 2_000, "amount_fen": 1_000}))
         ok(sme3.post(f"/redemptions/{redemption_id}/confirm"))
@@ -261,6 +262,7 @@ def test_only_active_or_exhausted_vouchers_are_extended(app, actors):
     # Spent in full: exhausted, and value released later could be spent again, so it may be extended.
     spent = issue(sme, officer, amount_fen=1_000)
     redemption = reserve(sme, spent["id"], amount_fen=1_000)
+    add_evidence(actors.provider("prv-ks-002"), redemption['id'])
     ok(actors.provider("prv-ks-002").post(f"/redemptions/{redemption['id']}/claim",
                                           json={"invoice_no": "INV-X", "service_fee_fen": 2_000,
                                                 "amount_fen": 1_000}))

@@ -24,6 +24,7 @@ from helpers import (
     make_uscc,
     nothing_changes,
     ok,
+    redeem,
 )
 from sqlmodel import Session
 
@@ -109,25 +110,6 @@ def set_redeemed_at(app, redemption_id: str, moment: datetime) -> None:
         row.redeemed_at = rfc3339(moment)
         session.add(row)
         session.commit()
-
-
-def redeem(actors, enterprise_id: str, provider_id: str, amount_fen: int) -> str:
-    """A voucher of the enterprise's home region, spent at the provider, redeemed: the redemption id."""
-    region = ENTERPRISE_REGION[enterprise_id]
-    sme, officer = actors.sme(enterprise_id), actors.officer(region)
-    application = ok(sme.post("/applications", json={"amount_fen": amount_fen, "purpose": "testing"}), 201)
-    voucher = ok(officer.post(f"/applications/{application['id']}/approve", json={}))["voucher"]
-    fee = 4 * amount_fen
-    redemption = ok(sme.post("/redemptions", json={"voucher_id": voucher["id"], "provider_id": provider_id,
-                                                    "catalog_code": "TS-01", "service_fee_fen": fee,
-                                                    "amount_fen": amount_fen}), 201)
-    rid = redemption["id"]
-    ok(actors.provider(provider_id).post(f"/redemptions/{rid}/claim", json={
-        "invoice_no": f"INV-{rid[-8:]}", "service_fee_fen": fee, "amount_fen": amount_fen}))
-    ok(sme.post(f"/redemptions/{rid}/confirm"))
-    redeemed = ok(officer.post(f"/redemptions/{rid}/approve"))
-    assert redeemed["status"] == "redeemed", redeemed
-    return rid
 
 
 def create(finance, period: str, status=201, **headers):

@@ -1,3 +1,6 @@
+from helpers import add_evidence
+
+
 def test_lifecycle_smoke(actors):
     sme = actors.sme("ent-ks-003")
     officer = actors.officer("KS")
@@ -17,6 +20,7 @@ def test_lifecycle_smoke(actors):
                                         "catalog_code": "TS-01", "service_fee_fen": 600_000, "amount_fen": 300_000},
                   headers={"Idempotency-Key": "k1"})
     assert r2.status_code == 201 and r2.json["id"] == rid
+    add_evidence(actors.provider("prv-sh-001"), rid)
     r = actors.provider("prv-sh-001").post(f"/redemptions/{rid}/claim",
                                            json={"invoice_no": "INV-1", "service_fee_fen": 500_000, "amount_fen": 250_000})
     assert r.status_code == 200, r.json

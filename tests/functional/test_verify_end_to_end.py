@@ -16,6 +16,7 @@ from voucher_service.journal.integrity import check_all
 from voucher_service.ledger import merkle
 from voucher_service.ledger.verify import VerificationError, load_keys, main, verify_receipt
 from voucher_service.models import Account, LedgerEntry, LedgerNode
+from helpers import add_evidence
 
 
 def lifecycle(actors, *, amount_fen=1_000_000, key="e2e") -> dict:
@@ -31,6 +32,7 @@ def lifecycle(actors, *, amount_fen=1_000_000, key="e2e") -> dict:
                  headers={"Idempotency-Key": key})
     assert r.status_code == 201, r.json
     rid = r.json["id"]
+    add_evidence(actors.provider("prv-sh-001"), rid)
     r = actors.provider("prv-sh-001").post(f"/redemptions/{rid}/claim", json={
         "invoice_no": f"INV-{key}", "service_fee_fen": 500_000, "amount_fen": 250_000})
     assert r.status_code == 200, r.json

@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from conftest import Actors
+from helpers import upload_document
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -104,6 +105,8 @@ def lifecycle_machine(databases):
             self.auditor = actors.auditor()
             self.receivable = collections.Counter()  # (region, provider) -> owed back
             self.lines = {}  # (batch id, provider) -> [region, redemption ids, offset, result]
+            self.evidenced = set()  # redemptions with a contract and an invoice (DESIGN §9)
+            self.live_invoices = {}  # (provider, invoice_no) -> the redemption whose live claim used it
 
         def teardown(self):
             for hold in self.holds.values():
@@ -175,32 +178,84 @@ def lifecycle_machine(databases):
                 return None
             return r
 
-        @rule(redemption=redemptions, cut=st.integers(min_value=0, max_value=100))
-        def claim(self, redemption, cut):
+        def _add_evidence(self, redemption):
+            """A contract and an invoice, fresh PDFs: refused only on a closed redemption."""
+            provider, status = self.holds[redemption][3], self.holds[redemption][2]
+            for kind in ("contract", "invoice"):
+                r = upload_document(self.provider[provider], redemption, kind)
+                event(f"upload -> {r.status_code} {(r.json or {}).get('rule', '')}")
+                if status in ("cancelled", "rejected"):
+                    assert r.status_code == 409 and r.json["rule"] == "documents_accepted", r.json
+                    return
+                assert r.status_code == 201, r.json
+            self.evidenced.add(redemption)
+
+        @rule(redemption=redemptions)
+        def add_evidence(self, redemption):
+            self._add_evidence(redemption)
+
+        def _claim(self, redemption, cut, invoice_no):
             voucher, amount, status, provider, item = self.holds[redemption][:5]
             claimed = max(1, amount - amount * cut // 100)
             # A claim uses the same fee, so the ratio still holds for a lower amount.
             fee = self.sme[self.owner[voucher]].get(f"/redemptions/{redemption}").json["service_fee_fen"]
             r = self._step(redemption, self.provider[provider], "claim",
-                           {"invoice_no": "INV", "service_fee_fen": fee, "amount_fen": claimed}, ("reserved",))
+                           {"invoice_no": invoice_no, "service_fee_fen": fee, "amount_fen": claimed}, ("reserved",))
             if r is None:
                 return
             if (REGION_OF[self.owner[voucher]], provider) in self.excluded:
                 # Excluded since the reservation: no claim (docs/decisions.md); cancel or reject release it.
                 assert r.status_code == 409 and r.json["rule"] == "provider_excluded", r.json
                 return
-            if r.status_code == 409:
+            region_bp = REGION_RATIO_BP[REGION_OF[self.owner[voucher]]]
+            limit = fee * min(self.ratio.get(item, 10_000), region_bp) // 10_000
+            if r.status_code == 409 and (r.json["rule"] == "provider_active" or (
+                    r.json["rule"] == "subsidy_ratio" and claimed > limit and item in GOVERNED)):
                 # The item's ratio may have been lowered since the reservation, by an adopted proposal.
-                region_bp = REGION_RATIO_BP[REGION_OF[self.owner[voucher]]]
-                limit = fee * min(self.ratio.get(item, 10_000), region_bp) // 10_000
-                assert r.json["rule"] == "provider_active" or (
-                    r.json["rule"] == "subsidy_ratio" and claimed > limit and item in GOVERNED), (r.json, limit)
+                return
+            # Evidence and duplicates come last, as the model predicts them.
+            if (provider, invoice_no) in self.live_invoices:
+                assert r.status_code == 409 and r.json["rule"] == "duplicate_invoice", r.json
+                assert self.live_invoices[(provider, invoice_no)] in r.json["detail"], r.json
+                return
+            if redemption not in self.evidenced:
+                assert r.status_code == 409 and r.json["rule"] == "evidence_missing", r.json
                 return
             assert r.status_code == 200, r.json
+            self.live_invoices[(provider, invoice_no)] = redemption
+            self.holds[redemption].append(invoice_no)
             self.model[voucher][1] -= amount - claimed
             if self._open(voucher):
                 self.model[voucher][0] += amount - claimed
             self.holds[redemption][1:3] = [claimed, "claimed"]
+
+        @rule(redemption=redemptions, cut=st.integers(min_value=0, max_value=100))
+        def claim(self, redemption, cut):
+            # A claim needs its evidence first (DESIGN §9).
+            if redemption not in self.evidenced and self.holds[redemption][2] == "reserved":
+                self._add_evidence(redemption)
+            self._claim(redemption, cut, f"INV-{redemption}")
+
+        @rule(redemption=redemptions, cut=st.integers(min_value=0, max_value=100))
+        def claim_without_evidence(self, redemption, cut):
+            """Whatever the redemption has: the model knows whether it lacks a contract and an invoice."""
+            self._claim(redemption, cut, f"INV-{redemption}")
+
+        def _reuse_candidates(self):
+            """(reserved redemption, invoice number of a live claim of its provider), sorted."""
+            return sorted((redemption, number) for redemption, hold in self.holds.items() if hold[2] == "reserved"
+                          for (provider, number) in self.live_invoices if provider == hold[3])
+
+        @precondition(lambda self: self._reuse_candidates())
+        @rule(pick=st.integers(min_value=0, max_value=1_000), cut=st.integers(min_value=0, max_value=100))
+        def claim_reusing_an_invoice_number(self, pick, cut):
+            """The invoice number of a live claim of the same provider: the model predicts
+            duplicate_invoice (unless a rule checked before it refuses first)."""
+            candidates = self._reuse_candidates()
+            redemption, number = candidates[pick % len(candidates)]
+            if redemption not in self.evidenced:
+                self._add_evidence(redemption)
+            self._claim(redemption, cut, number)
 
         def _open(self, voucher):
             return self._voucher(voucher)["status"] in ("active", "exhausted")
@@ -238,6 +293,8 @@ def lifecycle_machine(databases):
                 self.model[voucher][1] -= amount
                 if self._open(voucher):
                     self.model[voucher][0] += amount
+                if self.holds[redemption][2] != "reserved":  # a rejected claim frees its invoice number
+                    del self.live_invoices[(self.holds[redemption][3], self.holds[redemption][5])]
                 self.holds[redemption][2] = "cancelled" if action == "cancel" else "rejected"
 
         @rule(provider=st.sampled_from(PROVIDERS), other=st.sampled_from([1, 2, 1, 2, 0]))

@@ -237,8 +237,9 @@ def main() -> None:
     cli = FlaskGroup(create_app=_create_app, add_default_commands=True, add_version_option=False,
                      help="Cross-region innovation voucher ledger.")
     # Registered on the group, not the app: verifying needs no app, database or keys dir.
-    from voucher_service.cli.verify import verify_command, verify_receipt_command
+    from voucher_service.cli.verify import verify_command, verify_document_command, verify_receipt_command
     cli.add_command(verify_command)
     cli.add_command(verify_receipt_command)
+    cli.add_command(verify_document_command)
     cli.add_command(verify_statement_command)
     cli.main(args=sys.argv[1:], prog_name="vouchers")

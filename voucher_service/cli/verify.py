@@ -1,4 +1,5 @@
-"""`vouchers verify` and `vouchers verify-receipt`: the offline verifier as CLI commands.
+"""`vouchers verify`, `vouchers verify-receipt` and `vouchers verify-document`: the offline verifier
+as CLI commands.
 
 Thin wrappers over `ledger.verify`: they read only the files given (as served
 by /ledger/export, /ledger/checkpoint, /ledger/keys and /ledger/receipts/{seq})
@@ -11,6 +12,7 @@ from __future__ import annotations
 import click
 
 from voucher_service.ledger import verify
+from voucher_service.ledger.verify import documents
 
 _FILE = click.Path(dir_okay=False)  # existence is checked by the verifier: a clean FAILED, exit 1
 
@@ -57,3 +59,20 @@ def verify_receipt_command(receipt, keys_path):
     except (verify.VerificationError, ValueError, KeyError, TypeError, UnicodeError, OSError) as exc:
         _fail(exc)
     click.echo(verify.receipt_text(result))
+
+
+@click.command("verify-document")
+@click.argument("document", type=_FILE)
+@click.option("--entry", "entry_path", required=True, type=_FILE,
+              help="the ledger entry (GET /ledger/entries/{seq}) that names the document: a claim's")
+@click.option("--keys", "keys_path", type=_FILE, help="the JSON served by GET /ledger/keys: also check the "
+                                                      "entry's signature")
+def verify_document_command(document, entry_path, keys_path):
+    """Verify offline that DOCUMENT is evidence named by a ledger entry: its SHA-256 is among the
+    entry's data.documents (a claim) or its data.sha256 (an upload); with --keys, that the entry's
+    signature verifies by the published keys."""
+    try:
+        result = documents.verify_document(document, entry_path, keys_path)
+    except (verify.VerificationError, ValueError, KeyError, TypeError, UnicodeError, OSError) as exc:
+        _fail(exc)
+    click.echo(documents.document_text(result))

@@ -64,6 +64,13 @@ POLICY: dict[str, dict[str, str] | str] = {
     "redemptions.get_redemption": {"sme": "own", "provider": "own", "officer": "issuing or provider region",
                                    "finance": "issuing or provider region", **_ALL_READ},
     "redemptions.reserve": {"sme": "holder"},
+    # Evidence (DESIGN §9): the provider uploads; whoever reads the redemption reads its documents.
+    "documents.upload": {"provider": "provider of it"},
+    # Not finance: DESIGN §9 names the holder, the provider, officers and auditors.
+    "documents.list_documents": {"sme": "own", "provider": "own", "officer": "issuing or provider region",
+                                 **_ALL_READ},
+    "documents.get_document": {"sme": "own", "provider": "own", "officer": "issuing or provider region",
+                               **_ALL_READ},
     "redemptions.claim": {"provider": "provider of it"},
     "redemptions.confirm": {"sme": "holder"},
     "redemptions.cancel": {"sme": "holder"},

@@ -19,7 +19,7 @@ from voucher_service.db import get_engine, get_session, locks_database_at_begin,
 from voucher_service.http import API_PREFIX, access, auth, transaction
 from voucher_service.http.problems import PROBLEM_JSON, flatten_validation_messages, problem, rule_type
 from voucher_service.journal.store import LedgerInvariantError
-from voucher_service.programme.errors import InvalidInput, NotFound, RuleViolation
+from voucher_service.programme.errors import InvalidInput, NotFound, RuleViolation, TooLarge, UnsupportedMediaType
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,14 @@ def init_app(app, view_modules) -> None:
     @app.errorhandler(InvalidInput)
     def _invalid(error: InvalidInput):
         return problem(422, error.detail, errors={error.field: [error.detail]})
+
+    @app.errorhandler(TooLarge)
+    def _too_large(error: TooLarge):
+        return problem(413, error.detail, type_=rule_type(error.rule))
+
+    @app.errorhandler(UnsupportedMediaType)
+    def _unsupported(error: UnsupportedMediaType):
+        return problem(415, error.detail, type_=rule_type(error.rule))
 
     @app.errorhandler(LedgerInvariantError)
     def _ledger_broken(error: LedgerInvariantError):

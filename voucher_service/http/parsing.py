@@ -19,6 +19,7 @@ import re
 import flask_smorest
 from marshmallow import ValidationError
 from webargs.flaskparser import FlaskParser
+from werkzeug.datastructures import CombinedMultiDict
 
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 LONE_SURROGATE_MESSAGE = "Must be valid Unicode: a lone surrogate (U+D800 to U+DFFF) cannot be stored."
@@ -85,6 +86,13 @@ class Parser(FlaskParser):
         if where:
             raise ValidationError(where)
         return data
+
+    def load_files(self, req, schema):
+        """A multipart/form-data body: its files and its text fields, in one schema
+        (OpenAPI has one requestBody, so `kind` and `file` of an upload share one).
+        werkzeug spools each file to a temporary file as it parses: the view reads
+        it back in chunks, never whole."""
+        return self._makeproxy(CombinedMultiDict([req.files, req.form]), schema)
 
 
 class Blueprint(flask_smorest.Blueprint):

@@ -24,7 +24,8 @@ The limiter's key is a hash of the token, never the token itself: keys may
 be stored in Redis, and a token must not appear outside the client.
 
 Request bodies are bounded in size (MAX_CONTENT_LENGTH, from
-VOUCHERS_MAX_BODY_BYTES) and, under gunicorn, in time (`bound_body_reads`,
+VOUCHERS_MAX_BODY_BYTES, raised for the document upload only: http/bodies.py)
+and, under gunicorn, in time (`bound_body_reads`,
 installed by wsgi.py): a body that stalls, trickles or ends early is a 408 or
 400 problem+json that changes nothing, answered before gunicorn's worker
 timeout would kill the worker and send its own HTML 500.
@@ -45,9 +46,9 @@ from limits import parse_many
 from sqlalchemy import inspect as sqlalchemy_inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
-from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge, RequestTimeout
+from werkzeug.exceptions import ClientDisconnected, RequestTimeout
 
-from voucher_service.http import API_PREFIX
+from voucher_service.http import API_PREFIX, bodies
 from voucher_service.http.problems import problem
 
 log = logging.getLogger(__name__)
@@ -284,28 +285,6 @@ def _body_cut_short(_error: ClientDisconnected):
     return problem(400, BODY_CUT_SHORT)
 
 
-def _refuse_oversized_streamed_body():
-    """A body of unknown length (chunked; the server frames it and says so with
-    wsgi.input_terminated) is cut at MAX_CONTENT_LENGTH by werkzeug, whose
-    LimitedStream.readall then returns the first MAX_CONTENT_LENGTH bytes
-    without complaint (Werkzeug 3.1): the view would parse a truncated body
-    (a 400, or worse, a valid prefix). Read it here, once, and refuse more."""
-    limit = request.max_content_length
-    environ = request.environ
-    if limit is None or request.content_length is not None or not environ.get("wsgi.input_terminated"):
-        return None  # with a Content-Length werkzeug refuses an oversized body itself
-    body = request.get_data(cache=True)
-    if len(body) >= limit and environ["wsgi.input"].read(1):
-        raise RequestEntityTooLarge()
-    return None
-
-
-def _too_large(_error: RequestEntityTooLarge):
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
-    return problem(413, f"the request body is larger than the {limit} bytes allowed (VOUCHERS_MAX_BODY_BYTES)"
-                   if limit else "the request body is too large")
-
-
 def _security_headers(response):
     headers = response.headers
     headers["X-Content-Type-Options"] = "nosniff"
@@ -354,9 +333,8 @@ def init_app(app) -> None:
     limiter.init_app(app)
     app.extensions["vouchers_limiter"] = limiter
     # After the limiter (a refused request reads nothing), before every hook that reads the body.
-    app.before_request(_refuse_oversized_streamed_body)
+    bodies.init_app(app)
     app.register_error_handler(RateLimitExceeded, _too_many_requests)
-    app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.register_error_handler(ClientDisconnected, _body_cut_short)
     app.after_request(_count_by_outcome)
     app.after_request(_security_headers)

@@ -40,8 +40,30 @@ WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 NOT_STORED_STATUSES = {401, 429}
 
 
+def _multipart_digest() -> bytes:
+    """A multipart body by its fields and files, the files read in chunks from
+    werkzeug's spool (a document is never read into memory whole): the same
+    fields and bytes under another boundary are the same request."""
+    digest = hashlib.sha256()
+    parts = [("form", name, value.encode("utf-8")) for name, value in sorted(request.form.items(multi=True))]
+    for kind, name, value in parts:
+        for part in (kind.encode(), name.encode("utf-8"), value):
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+    for name, upload in sorted(request.files.items(multi=True), key=lambda item: item[0]):
+        file_digest = hashlib.sha256()
+        while chunk := upload.stream.read(256 * 1024):
+            file_digest.update(chunk)
+        upload.stream.seek(0)
+        digest.update(b"file" + name.encode("utf-8") + b"\0" + file_digest.digest())
+    return digest.hexdigest().encode("ascii")
+
+
 def _request_hash() -> str:
-    raw = request.get_data(cache=True)
+    if request.mimetype == "multipart/form-data":
+        raw = _multipart_digest()
+    else:
+        raw = request.get_data(cache=True)
     try:
         # Same JSON, different whitespace or key order: the same request.
         body = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode("utf-8") if raw else b""

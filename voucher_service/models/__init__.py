@@ -15,6 +15,11 @@ from voucher_service.models.banking import (
     PayoutAccount,
     PayoutAccountChange,
 )
+from voucher_service.models.evidence import (
+    Document,
+    DocumentChunk,
+    RedemptionDocument,
+)
 from voucher_service.models.ledger import (
     Account,
     LedgerCheckpoint,
@@ -67,6 +72,9 @@ __all__ = [
     "Application",
     "Voucher",
     "Redemption",
+    "Document",
+    "DocumentChunk",
+    "RedemptionDocument",
     "Settlement",
     "SettlementLine",
     "SettlementRedemption",

@@ -7,6 +7,8 @@ from typing import Optional
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Index,
+    text,
 )
 from sqlmodel import Field, SQLModel
 
@@ -61,6 +63,12 @@ class Voucher(SQLModel, table=True):
     closed_at: Optional[str] = Field(default=None, max_length=40)
 
 
+# Claims that stand (DESIGN §9 duplicates): an invoice number is claimed once per
+# provider among them. `recovered` is listed ahead of the status that brings it.
+LIVE_CLAIM_STATUSES = ("claimed", "confirmed", "redeemed", "settled", "recovered")
+_LIVE_CLAIM = text("status IN (" + ", ".join(f"'{status}'" for status in LIVE_CLAIM_STATUSES) + ")")
+
+
 class Redemption(SQLModel, table=True):
     __tablename__ = "redemption"
     __table_args__ = (
@@ -72,6 +80,10 @@ class Redemption(SQLModel, table=True):
             " 'recovered')", name="redemption_status"),
         CheckConstraint("recovered_fen IS NULL OR (recovered_fen > 0 AND recovered_fen <= amount_fen)",
                         name="redemption_recovered_within_amount"),
+        # The rule check_invoice_not_claimed refuses a duplicate first; this index
+        # makes sure no race or other path can commit one.
+        Index("uq_redemption_live_invoice", "provider_id", "invoice_no", unique=True,
+              sqlite_where=_LIVE_CLAIM, postgresql_where=_LIVE_CLAIM),
     )
     id: str = Field(primary_key=True, max_length=40)
     voucher_id: str = Field(foreign_key="voucher.id", max_length=40, index=True)

@@ -10,7 +10,7 @@ from voucher_service.journal.store import forget
 from voucher_service.ledger import Posting
 from voucher_service.ledger.accounts import budget_account, held_account, payable_account, voucher_account
 from voucher_service.models import Redemption, Voucher
-from voucher_service.process import rules
+from voucher_service.process import documents, rules
 from voucher_service.process.vouchers import get_voucher
 from voucher_service.programme.context import Context
 from voucher_service.programme.errors import NotFound
@@ -108,6 +108,10 @@ def claim(ctx: Context, redemption_id: str, *, invoice_no: str, service_fee_fen:
     rules.check_claim_not_raising(amount_fen, redemption.amount_fen)
     rules.check_subsidy_ratio(amount_fen, service_fee_fen,
                               applicable_ratio_bp(ctx, redemption.region, redemption.catalog_code))
+    # Evidence last (DESIGN §9): the rules above hold whatever documents there are.
+    rules.check_invoice_not_claimed(documents.live_claim_of_invoice(ctx, provider.id, invoice_no), invoice_no,
+                                    provider.id)
+    evidence = documents.claim_evidence(ctx, redemption)
     voucher = get_voucher(ctx, redemption.voucher_id, for_update=True)
     released_fen = redemption.amount_fen - amount_fen
     postings = _release_postings(voucher, released_fen) if released_fen else []
@@ -121,7 +125,7 @@ def claim(ctx: Context, redemption_id: str, *, invoice_no: str, service_fee_fen:
     ctx.session.flush()
     _append(ctx, kind="redemption.claimed", region=redemption.region, refs=_refs(redemption), postings=postings,
             data={"invoice_no": invoice_no, "service_fee_fen": service_fee_fen, "amount_fen": amount_fen,
-                  "reserved_fen": reserved_fen})
+                  "reserved_fen": reserved_fen, "documents": evidence})
     return redemption
 
 

@@ -180,3 +180,50 @@ def check_extension_later(current_until: date, valid_until: date) -> None:
             "extension_after_current_end",
             f"extension after current end: the voucher is valid until {current_until}; "
             f"an extension must end later, {valid_until} requested")
+
+
+# Evidence and duplicates (DESIGN §9).
+REQUIRED_EVIDENCE = ("contract", "invoice")
+# A cancelled or rejected redemption is closed: evidence for it would evidence nothing.
+DOCUMENTS_CLOSED_STATUSES = ("cancelled", "rejected")
+
+
+def check_documents_accepted(status: str, redemption_id: str) -> None:
+    if status in DOCUMENTS_CLOSED_STATUSES:
+        raise RuleViolation(
+            "documents_accepted",
+            f"documents accepted: redemption {redemption_id} is {status} and takes no more documents")
+
+
+def check_document_not_attached(attached_as: str | None, sha256: str) -> None:
+    if attached_as is not None:
+        raise RuleViolation(
+            "document_not_attached",
+            f"document not attached already: document {sha256} is already attached to this redemption "
+            f"as its {attached_as}")
+
+
+def check_evidence_present(kinds: set[str]) -> None:
+    missing = [kind for kind in REQUIRED_EVIDENCE if kind not in kinds]
+    if missing:
+        raise RuleViolation(
+            "evidence_missing",
+            "evidence missing: a claim needs a contract and an invoice document on the redemption; "
+            f"missing: {', '.join(missing)} (POST /redemptions/{{id}}/documents)")
+
+
+def check_invoice_not_claimed(other_redemption_id: str | None, invoice_no: str, provider_id: str) -> None:
+    if other_redemption_id is not None:
+        raise RuleViolation(
+            "duplicate_invoice",
+            f"duplicate invoice: provider {provider_id} has already claimed invoice {invoice_no} "
+            f"for redemption {other_redemption_id}")
+
+
+def check_documents_not_reused(reused: dict[str, str]) -> None:
+    """`reused`: sha256 of each document of the claim that evidences another live claim -> that redemption."""
+    if reused:
+        sha256, other = sorted(reused.items())[0]
+        raise RuleViolation(
+            "duplicate_document",
+            f"duplicate document: document {sha256} already evidences the claim of redemption {other}")

@@ -22,3 +22,11 @@ class InvalidInput(DomainError):
     def __init__(self, field: str, detail: str):
         super().__init__("invalid_input", detail)
         self.field = field
+
+
+class TooLarge(DomainError):
+    """Input larger than the service takes (a document beyond VOUCHERS_MAX_DOCUMENT_BYTES): 413."""
+
+
+class UnsupportedMediaType(DomainError):
+    """Content of a type the service does not take (a document that is not PDF, PNG or JPEG): 415."""

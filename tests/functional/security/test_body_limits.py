@@ -11,9 +11,11 @@
 """
 from __future__ import annotations
 
+import hashlib
 import http.client
 import io
 import json
+import os
 import select
 import socket
 import time
@@ -110,6 +112,63 @@ def test_a_real_server_refuses_oversized_bodies_chunked_or_not(server):
     # The same request under the limit goes through: the server was refusing the size, nothing else.
     created = server.client.api("POST", "/applications", token=token, body=APPLICATION)
     assert created.status == 201, created.raw
+
+
+def test_a_real_server_takes_a_document_beyond_64_kib_chunked_or_not_and_refuses_one_beyond_its_limit(server):
+    """The document route's own limit (VOUCHERS_MAX_DOCUMENT_BYTES, 10 MiB), through gunicorn:
+    with a Content-Length, and chunked (spooled by http/bodies.py, never held whole)."""
+    from voucher_service.cli.client import multipart
+    url = server.database_url
+    sme, officer, provider = (server_token(url, "sme", enterprise_id="ent-ks-003"),
+                              server_token(url, "officer", region="KS"),
+                              server_token(url, "provider", provider_id="prv-sh-001"))
+    application = server.client.api("POST", "/applications", sme, APPLICATION)
+    voucher = server.client.api("POST", f"/applications/{application.json['id']}/approve", officer, {}).json
+    rid = server.client.api("POST", "/redemptions", sme, {
+        "voucher_id": voucher["voucher_id"], "provider_id": "prv-sh-001", "catalog_code": "TS-01",
+        "service_fee_fen": 2_000, "amount_fen": 1_000}).json["id"]
+
+    def upload(size: int, chunked: bool):
+        content = b"%PDF-1.4\n" + os.urandom(size)
+        body, content_type = multipart({"kind": "acceptance"}, {"file": ("big.pdf", content)})
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=REQUEST_TIMEOUT_S)
+        try:
+            headers = bearer(provider) | {"Content-Type": content_type}
+            if chunked:
+                pieces = (body[i:i + 65536] for i in range(0, len(body), 65536))
+                connection.request("POST", f"/api/v1/redemptions/{rid}/documents", body=pieces, headers=headers,
+                                   encode_chunked=True)
+            else:
+                connection.request("POST", f"/api/v1/redemptions/{rid}/documents", body=body, headers=headers)
+            response = connection.getresponse()
+            return response.status, json.loads(response.read()), hashlib.sha256(content).hexdigest()
+        finally:
+            connection.close()
+
+    def announce_oversized():
+        """Headers announcing a body beyond the limit, and the start of it: the answer comes
+        before the rest is sent (werkzeug refuses by the Content-Length)."""
+        body, content_type = multipart({"kind": "acceptance"}, {"file": ("big.pdf", b"%PDF-1.4\n")})
+        length = 10 * 1024 * 1024 + 128 * 1024
+        with socket.create_connection(("127.0.0.1", server.port), timeout=REQUEST_TIMEOUT_S) as sock:
+            sock.sendall((f"POST /api/v1/redemptions/{rid}/documents HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          f"Authorization: Bearer {provider}\r\nContent-Type: {content_type}\r\n"
+                          f"Content-Length: {length}\r\nConnection: close\r\n\r\n").encode() + body[:200])
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        head, _, payload = answer.partition(b"\r\n\r\n")
+        return int(head.split()[1]), json.loads(payload)
+
+    for chunked in (False, True):
+        status, body, sha256 = upload(1024 * 1024, chunked)
+        assert status == 201 and body["sha256"] == sha256 and body["size_bytes"] == 1024 * 1024 + 9, (chunked, body)
+    before = server_counts(url)
+    status, problem, _sha = upload(10 * 1024 * 1024 + 128 * 1024, chunked=True)
+    assert status == 413 and "VOUCHERS_MAX_DOCUMENT_BYTES" in problem["detail"], (status, problem)
+    status, problem = announce_oversized()
+    assert status == 413 and "VOUCHERS_MAX_DOCUMENT_BYTES" in problem["detail"], (status, problem)
+    assert server_counts(url) == before
 
 
 BODY_TIMEOUT_S = 1

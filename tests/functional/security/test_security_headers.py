@@ -2,12 +2,14 @@
 in process and through gunicorn."""
 from __future__ import annotations
 
+import io
 import re
 import urllib.request
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from helpers import pdf_bytes
 from security_support import (API_CSP, LIMIT, PROBLEM_JSON, app, bearer, dispose, fresh_limits,  # noqa: F401
                               limited_config, mint, oversized_application, server, server_token)
 from server import REQUEST_TIMEOUT_S
@@ -37,6 +39,9 @@ def payouts_csv(app):
         "voucher_id": voucher["voucher"]["id"], "provider_id": "prv-sh-001", "catalog_code": "TS-01",
         "service_fee_fen": 600_000, "amount_fen": 300_000}), 201)
     rid = redemption["id"]
+    for kind in ("contract", "invoice"):
+        ok(client.post(f"/api/v1/redemptions/{rid}/documents", headers=provider, content_type="multipart/form-data",
+                       data={"kind": kind, "file": (io.BytesIO(pdf_bytes()), f"{kind}.pdf")}), 201)
     ok(client.post(f"/api/v1/redemptions/{rid}/claim", headers=provider, json={
         "invoice_no": f"INV-{rid[-8:]}", "service_fee_fen": 600_000, "amount_fen": 300_000}))
     ok(client.post(f"/api/v1/redemptions/{rid}/confirm", headers=sme))

@@ -14,7 +14,7 @@ import sys
 from zoneinfo import ZoneInfo
 
 import pytest
-from helpers import current_month, ok
+from helpers import add_evidence, current_month, ok
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import text
@@ -53,6 +53,7 @@ def run_lifecycle(actors) -> dict:
 
     voucher = issue(1_000_000)
     rid = reserve(voucher["id"], 300_000)
+    add_evidence(actors.provider("prv-sh-001"), rid)
     ok(actors.provider("prv-sh-001").post(f"/redemptions/{rid}/claim", json={
         "invoice_no": "INV-BC-1", "service_fee_fen": 500_002, "amount_fen": 250_001}))
     ok(sme.post(f"/redemptions/{rid}/confirm"))

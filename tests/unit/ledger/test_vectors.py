@@ -25,6 +25,7 @@ from voucher_service.ledger import canonical_bytes, merkle, verify_entry_signatu
 from voucher_service.ledger.entry import parse_entry
 from voucher_service.ledger.note import Checkpoint, NoteError, Verifier, open_note, verifier_key
 from voucher_service.models import LedgerEntry
+from helpers import add_evidence
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 SCHEMAS = os.path.join(REPO, "schemas")
@@ -375,6 +376,7 @@ def test_entries_of_a_voucher_lifecycle_validate(app, actors):
     redemption = ok(sme.post("/redemptions", json={"voucher_id": voucher_id, "provider_id": "prv-sh-001",
                                                    "catalog_code": "TS-01", "service_fee_fen": 600_000,
                                                    "amount_fen": 300_000}), 201)
+    add_evidence(provider, redemption['id'])
     ok(provider.post(f"/redemptions/{redemption['id']}/claim",
                      json={"invoice_no": "INV-SCHEMA-1", "service_fee_fen": 500_000, "amount_fen": 250_000}))
     ok(sme.post(f"/redemptions/{redemption['id']}/confirm"))

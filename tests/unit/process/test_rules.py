@@ -181,3 +181,50 @@ def test_an_extension_must_end_after_the_current_end():
     for valid_until in (end, end - timedelta(days=1)):
         detail = refused("extension_after_current_end", rules.check_extension_later, end, valid_until)
         assert str(end) in detail
+
+
+# --- evidence and duplicates (DESIGN §9) ----------------------------------------------
+
+def _words(rule_name, detail):
+    assert detail.lower().startswith(rule_name.replace("_", " ")), detail
+
+
+def test_a_claim_needs_a_contract_and_an_invoice():
+    rules.check_evidence_present({"contract", "invoice"})
+    rules.check_evidence_present({"contract", "invoice", "acceptance"})
+    for kinds, missing in (({"contract"}, "invoice"), ({"invoice", "payment_proof"}, "contract"),
+                           (set(), "contract, invoice")):
+        detail = refused("evidence_missing", rules.check_evidence_present, kinds)
+        _words("evidence_missing", detail)
+        assert f"missing: {missing}" in detail
+
+
+def test_an_invoice_number_of_a_live_claim_is_refused():
+    rules.check_invoice_not_claimed(None, "INV-1", "prv-sh-001")
+    detail = refused("duplicate_invoice", rules.check_invoice_not_claimed, "rdm_1", "INV-1", "prv-sh-001")
+    _words("duplicate_invoice", detail)
+    assert "INV-1" in detail and "rdm_1" in detail and "prv-sh-001" in detail
+
+
+def test_a_document_evidences_one_claim():
+    rules.check_documents_not_reused({})
+    detail = refused("duplicate_document", rules.check_documents_not_reused, {"b" * 64: "rdm_2", "a" * 64: "rdm_1"})
+    _words("duplicate_document", detail)
+    assert "a" * 64 in detail and "rdm_1" in detail  # the first, in sha256 order
+
+
+@pytest.mark.parametrize("status", ["reserved", "claimed", "confirmed", "redeemed", "settled"])
+def test_open_and_paid_redemptions_take_documents(status):
+    rules.check_documents_accepted(status, "rdm_1")
+
+
+@pytest.mark.parametrize("status", ["cancelled", "rejected"])
+def test_closed_redemptions_take_no_documents(status):
+    _words("documents_accepted", refused("documents_accepted", rules.check_documents_accepted, status, "rdm_1"))
+
+
+def test_a_document_is_attached_once():
+    rules.check_document_not_attached(None, "a" * 64)
+    detail = refused("document_not_attached", rules.check_document_not_attached, "contract", "a" * 64)
+    _words("document_not_attached", detail)
+    assert "contract" in detail

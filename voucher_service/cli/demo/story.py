@@ -24,6 +24,7 @@ from voucher_service.cli.demo.scenario import (
     SECOND_CATALOG_CODE,
     SECOND_FEE_FEN,
     SECOND_FEN,
+    demo_pdf,
 )
 from voucher_service.cli.demo.tokens import TOKEN_OPTIONS, Tokens
 from voucher_service.cli.demo.view import (
@@ -81,7 +82,7 @@ class Demo:
 
     def step(self, title: str, method: str, path: str, token: str, *, expected: int, body: dict | None = None,
              key: str | None = None, ref=None, outcome=None, no_entry: str | None = None,
-             on_reply=None, check=None) -> Reply:
+             on_reply=None, check=None, form: dict | None = None, files: dict | None = None) -> Reply:
         """One request: print its line, the voucher's balances and the ledger entry it produced,
         after checking that the whole ledger replays to the voucher's available and held balances.
 
@@ -93,7 +94,7 @@ class Demo:
         self.number += 1
         # Entries written before this step are not its own.
         self.ledger.read_new()
-        reply = send(self.client, method, path, token, body, idempotency_key=key)
+        reply = send(self.client, method, path, token, body, idempotency_key=key, form=form, files=files)
         self._expect(reply, expected, f"step {self.number} ({title})")
         if on_reply:
             on_reply(reply)
@@ -173,6 +174,14 @@ class Demo:
             t.sme, expected=409, key=self._key("over-ratio"),
             body={**reservation, "service_fee_fen": OVER_FEE_FEN, "amount_fen": OVER_FEN},
             ref=voucher_id, no_entry="a refused request changes nothing", outcome=lambda r: f"refused: {r.problem}")
+
+        for kind in ("contract", "invoice"):
+            # A claim needs its evidence (DESIGN §9): PDFs, stored by their SHA-256.
+            self.step(
+                f"Provider uploads the {kind} (PDF)", "POST", f"{API}/redemptions/{redemption_id}/documents",
+                t.provider, expected=201, key=self._key(f"upload-{kind}"), form={"kind": kind},
+                files={"file": (f"{kind}.pdf", demo_pdf(f"{kind} for {redemption_id}"))}, ref=redemption_id,
+                outcome=lambda r: f"{r.json['kind']} sha256 {r.json['sha256'][:16]}…, {r.json['size_bytes']} bytes")
 
         self.step(
             f"Provider claims {cny(CLAIM_FEN)} of a {cny(CLAIM_FEE_FEN)} CNY invoice", "POST",

@@ -1,7 +1,7 @@
 """payout accounts and their four-eyes changes
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-05 09:00:00
 
 DESIGN §9: PUT /providers/{id}/payout-account records a pending change
@@ -20,7 +20,7 @@ import sqlmodel
 from alembic import op
 
 revision = '0010'
-down_revision = '0008'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
