@@ -580,6 +580,13 @@ def lifecycle_machine(databases):
             assert stored == {f"receivable:{r}:{p}": fen for (r, p), fen in self.receivable.items() if fen}
 
         @invariant()
+        def every_payout_line_nets_its_offset(self):
+            for batch_id in sorted({batch_id for batch_id, _provider in self.lines}):
+                for line in self.auditor.get(f"/settlements/{batch_id}/payouts").json["payouts"]:
+                    assert line["net_fen"] == line["amount_fen"] - line["offset_fen"] >= 0, line
+                    assert line["result"] == self.lines[(batch_id, line["provider_id"])][3], line
+
+        @invariant()
         def reconciliation_checks_pass(self):
             if not self.lines:
                 return

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import unicodedata
 
 from flask import current_app, g
 from flask_smorest import abort
@@ -125,10 +126,17 @@ class ResourceSchema(Schema):
 
 # CSV files for people (payout files, programme figures), opened in spreadsheets.
 CSV_BOM = "\ufeff"  # so that Excel opens UTF-8 (Chinese names) correctly
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = ("=", "+", "-", "@")
+CONTROL_STARTS = ("\t", "\r", "\n")
 
 
 def csv_text(value: str) -> str:
     """Text as Excel shows it, never as a formula: a provider named "=HYPERLINK(...)"
-    stays a name in a finance officer's spreadsheet."""
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
+    stays a name in a finance officer's spreadsheet. Spreadsheets skip leading
+    blanks (a space, NBSP, the ideographic space) and read full-width signs
+    (＝, ＋, －, ＠) as the ASCII ones, so the first character after the blanks
+    is compared in its NFKC form."""
+    if value.startswith(CONTROL_STARTS):
+        return "'" + value
+    first = unicodedata.normalize("NFKC", value.lstrip()[:1])
+    return "'" + value if first.startswith(FORMULA_STARTS) else value
