@@ -456,7 +456,8 @@ EXPECTED = {
     "propose_payout_account": {**ALL_403, "off_ks": 202},
     "confirm_payout_account": {**ALL_403, "off_ks": 200},
     # What a provider is owed and was paid: itself, its home region's officers, auditors and admins.
-    "provider_account": {**ALL_403, "prv_ks2": 200, "off_ks": 200, "auditor": 200, "admin": 200},
+    "provider_account": {**ALL_403, "prv_ks2": 200, "off_ks": 200, "off_sh": 200, "off_wj": 200, "auditor": 200,
+                         "admin": 200},
     "list_enterprises": {**ALL_OK, "prv_sh1": 403, "prv_sh4": 403, "prv_ks2": 403},
     "get_enterprise": OWNED_READ,
     "create_enterprise_ks": {**ALL_403, "off_ks": 201},

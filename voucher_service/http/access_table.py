@@ -46,7 +46,7 @@ POLICY: dict[str, dict[str, str] | str] = {
     "payout_accounts.propose_payout_account": {"officer": "home region"},
     "payout_accounts.confirm_payout_account": {"officer": "home region"},
     # The provider's own view: itself, its home region's officers, auditors and admins.
-    "provider_account.get_account": {"provider": "own", "officer": "home region", **_ALL_READ},
+    "provider_account.get_account": {"provider": "own", "officer": "any", **_ALL_READ},
     "enterprises.list_enterprises": {**_OWNED, "sme": "self"},
     "enterprises.get_enterprise": {**_OWNED, "sme": "self"},
     "enterprises.create_enterprise": {"officer": "own region in body"},
