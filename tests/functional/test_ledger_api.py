@@ -187,6 +187,23 @@ def test_checkpoint_refuses_to_sign_an_edited_entry_or_a_rewritten_tree(fresh_ap
     assert r.status_code == 500 and "does not extend" in r.json["detail"], r.get_data(as_text=True)
 
 
+def test_checkpoint_refuses_a_ledger_whose_signed_tail_was_rolled_back(fresh_app, fresh_actors):
+    issue(fresh_actors)
+    signed_size = int(checkpoint(fresh_app).splitlines()[1])
+    # An administrator rolls the last entry back, as a restore of an older backup would.
+    with fresh_app.app_context(), Session(get_engine()) as session:
+        last = signed_size - 1
+        for table in ("ledger_posting", "ledger_ref"):
+            session.connection().exec_driver_sql(f"DELETE FROM {table} WHERE seq = {last}")
+        session.connection().exec_driver_sql(f"DELETE FROM ledger_entry WHERE seq = {last}")
+        session.connection().exec_driver_sql(f"UPDATE ledger_head SET size = {last} WHERE id = 1")
+        session.commit()
+    r = anonymous(fresh_app).get("/api/v1/ledger/checkpoint")
+    assert r.status_code == 500 and r.mimetype == "application/problem+json", r.get_data(as_text=True)
+    assert r.json["type"] == "urn:vouchers:problem:ledger_integrity"
+    assert "fewer than the" in r.json["detail"] and str(signed_size) in r.json["detail"]
+
+
 def test_key_rotation_keeps_old_signatures_valid(fresh_app, fresh_actors):
     issue(fresh_actors)
     before = checkpoint(fresh_app)

@@ -102,6 +102,12 @@ def issue_checkpoint(session: Session, keyring, origin: str) -> LedgerCheckpoint
     previous = latest_checkpoint(session)
     if previous is not None and previous.size == size:
         return previous
+    if previous is not None and previous.size > size:
+        # The tail of a signed history is gone (a restored backup, a deleted row): no
+        # consistency proof exists from the longer tree, and signing would fork the log.
+        raise journal.LedgerInvariantError(
+            f"refusing to sign: the ledger holds {size} entries, fewer than the {previous.size} of the last "
+            f"signed checkpoint; its tail was removed")
     read = journal.node_reader(session)
     _check_new_leaves(session, previous.size if previous else 0, size, read)
     new_root = merkle.root(size, read)
