@@ -10,10 +10,9 @@ warm registry cache is tests/unit/journal/test_reference_cache.py's.
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 
 import pytest
-from helpers import account_balances, add_evidence, assert_problem, ledger_size, ok, unique_invoice
+from helpers import add_evidence, assert_problem, ledger_size, nothing_changes, ok, unique_invoice
 from sqlmodel import Session, select
 
 from voucher_service.db import get_engine
@@ -21,14 +20,6 @@ from voucher_service.models import LedgerEntry
 
 PROVIDER = "prv-sh-001"
 EXCLUSIONS = "/regions/KS/excluded-providers"
-
-
-@contextmanager
-def nothing_changes(app):
-    size, accounts = ledger_size(app), account_balances(app)
-    yield
-    assert ledger_size(app) == size, "a refused request appended a ledger entry"
-    assert account_balances(app) == accounts, "a refused request moved money"
 
 
 def entries_since(app, seq: int) -> list[dict]:

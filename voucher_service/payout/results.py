@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from voucher_service.journal import store as journal
 from voucher_service.ledger import Posting
-from voucher_service.ledger.accounts import budget_account, paid_account, payable_account, receivable_account
+from voucher_service.ledger.accounts import budget_account
 from voucher_service.models import Redemption, Settlement, SettlementLine, SettlementRedemption
 from voucher_service.payout.rules import (
     PAYMENT_FAILED_TRANSITIONS,
@@ -24,6 +24,7 @@ from voucher_service.payout.rules import (
     check_no_recovery_in_failed_line,
     check_result_once,
 )
+from voucher_service.payout.settlement import line_postings
 from voucher_service.programme.context import Context
 from voucher_service.programme.rules import check_transition
 from voucher_service.programme.writes import append, lock
@@ -50,10 +51,8 @@ def _failed_line(ctx: Context, settlement: Settlement, line: SettlementLine) -> 
             SettlementRedemption.redemption_id.in_([r.id for r in redemptions]))).all():
         row.live_redemption_id = None  # free for the next batch
         ctx.session.add(row)
-    postings = [Posting(paid_account(provider_id), payable_account(region, provider_id), line.amount_fen)]
-    if line.offset_fen:
-        postings.append(Posting(budget_account(region), receivable_account(region, provider_id), line.offset_fen))
-    return postings
+    # Exactly what executing the line posted, each posting the other way round.
+    return [Posting(p.destination, p.source, p.amount) for p in line_postings(region, [line])]
 
 
 def record_results(ctx: Context, settlement_id: str, results: list[dict]) -> Settlement:
