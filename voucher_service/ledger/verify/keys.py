@@ -1,5 +1,11 @@
 """The published keys (GET /ledger/keys): every key, current or retired, with
-its region, note key and validity interval, validated and indexed."""
+its region, note key and validity interval, validated and indexed.
+
+Two purposes (DESIGN §4, §10): region `entry` keys sign entries (and, before
+the deployment was upgraded to witnessed checkpoints, cosigned checkpoints);
+the operator's one `log` key (region null) signs checkpoints. A document
+without `purpose` is from before the upgrade: every key in it is an entry key.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -11,15 +17,21 @@ from .common import MAX_KEYS, VerificationError, check_string, check_timestamp, 
 from .files import read_json
 
 
+PURPOSE_ENTRY = "entry"
+PURPOSE_LOG = "log"
+PURPOSES = (PURPOSE_ENTRY, PURPOSE_LOG)
+
+
 @dataclass(frozen=True)
 class PublishedKey:
     key_id: str
-    region: str
+    region: str | None           # None for the log key
     public_key_raw: bytes
     note_name: str
     verifier: Verifier
     valid_from: str
     valid_until: str | None
+    purpose: str = PURPOSE_ENTRY
 
     def valid_at(self, ts: str) -> bool:
         return self.valid_from <= ts and (self.valid_until is None or ts < self.valid_until)
@@ -42,14 +54,28 @@ class KeySet:
     def verifiers(self) -> list[Verifier]:
         return [k.verifier for k in self.keys]
 
+    @property
+    def entry_keys(self) -> tuple[PublishedKey, ...]:
+        return tuple(k for k in self.keys if k.purpose == PURPOSE_ENTRY)
+
+    @property
+    def log_keys(self) -> tuple[PublishedKey, ...]:
+        return tuple(k for k in self.keys if k.purpose == PURPOSE_LOG)
+
+    @property
+    def upgraded_at(self) -> str | None:
+        """When the log key was made: entries from then on are under
+        log-signed, witnessed checkpoints (None: a legacy deployment)."""
+        return min((k.valid_from for k in self.log_keys), default=None)
+
     def regions(self) -> set[str]:
-        return {k.region for k in self.keys}
+        return {k.region for k in self.entry_keys}
 
     def active_regions(self) -> set[str]:
-        return {k.region for k in self.keys if k.valid_until is None}
+        return {k.region for k in self.entry_keys if k.valid_until is None}
 
     def regions_valid_at(self, ts: str) -> set[str]:
-        return {k.region for k in self.keys if k.valid_at(ts)}
+        return {k.region for k in self.entry_keys if k.valid_at(ts)}
 
 
 def _fail_keys(why: str):
@@ -79,7 +105,15 @@ def load_keys(keys_json: dict) -> KeySet:
             fail("must be a JSON object")
         key_id = check_string(record.get("key_id"), "key_id", fail)
         label[0] = f"key {key_id}"
-        region = check_string(record.get("region"), "region", fail)
+        purpose = record.get("purpose", PURPOSE_ENTRY)
+        if purpose not in PURPOSES:
+            fail(f"purpose must be one of {', '.join(PURPOSES)}, not {show(purpose)}")
+        if purpose == PURPOSE_LOG:
+            if record.get("region") is not None:
+                fail("the log key belongs to no region: its region is null")
+            region = None
+        else:
+            region = check_string(record.get("region"), "region", fail)
         if record.get("alg") != SIGNATURE_ALG:
             fail(f"alg must be {SIGNATURE_ALG!r}, not {show(record.get('alg'))}")
         public_key = strict_b64(check_string(record.get("public_key"), "public_key", fail))
@@ -110,7 +144,9 @@ def load_keys(keys_json: dict) -> KeySet:
             fail("key_id is published twice")
         if (verifier.name, verifier.key_hash) in by_note:
             fail(f"note key {note_name}+{verifier.key_hash.hex()} is published twice")
-        key = PublishedKey(key_id, region, public_key, note_name, verifier, valid_from, valid_until)
+        if purpose == PURPOSE_LOG and note_name != origin:
+            fail(f"the log key's note name must be the origin {origin!r}, not {note_name!r}")
+        key = PublishedKey(key_id, region, public_key, note_name, verifier, valid_from, valid_until, purpose)
         keys.append(key)
         by_id[key_id] = key
         by_note[(verifier.name, verifier.key_hash)] = key
