@@ -23,6 +23,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from voucher_service import create_app
 from voucher_service.http.security import StartupError, bound_body_reads, check_signing_keys
+from voucher_service.journal.election import BackgroundPublisher, leader_lock
 
 try:
     from gunicorn.errors import AppImportError as _StartupFailure
@@ -48,7 +49,10 @@ if WORKER_TIMEOUT_S and BODY_TIMEOUT_S >= WORKER_TIMEOUT_S:
     raise _StartupFailure(f"vouchers: VOUCHERS_BODY_TIMEOUT_S ({BODY_TIMEOUT_S:g}) must be below "
                           f"GUNICORN_TIMEOUT_S ({WORKER_TIMEOUT_S})")
 
-app = create_app()
+try:
+    app = create_app()
+except ValueError as exc:  # a setting that cannot be used: say which, and do not start
+    raise _StartupFailure(f"vouchers: {exc}") from None
 app.wsgi_app = bound_body_reads(app.wsgi_app, BODY_TIMEOUT_S)
 if PROXY_COUNT:
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=PROXY_COUNT, x_proto=0, x_host=0, x_port=0, x_prefix=0)
@@ -57,3 +61,12 @@ try:
     check_signing_keys(app)
 except StartupError as exc:
     raise _StartupFailure(f"vouchers: {exc}") from None
+
+# Every worker runs a publisher thread; the one holding the deployment's
+# leader lock publishes (journal/election.py).
+if app.config["VOUCHERS_CHECKPOINT_INTERVAL_S"] > 0:
+    BackgroundPublisher(app.extensions["vouchers_engine"], app.extensions["vouchers_keyring"],
+                        origin=app.config["VOUCHERS_LEDGER_ORIGIN"], witnesses=app.extensions["vouchers_witnesses"],
+                        interval_s=app.config["VOUCHERS_CHECKPOINT_INTERVAL_S"],
+                        timeout_s=app.config["VOUCHERS_WITNESS_TIMEOUT_S"],
+                        lock=leader_lock(app.config["DATABASE_URL"])).start()

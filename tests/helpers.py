@@ -168,3 +168,40 @@ def adopt_catalogue_change(actors, method: str, path: str, body: dict | None = N
             proposal = ok(actors.officer(other).post(f"/catalog/proposals/{proposal['id']}/approve"))
     assert proposal["status"] == "adopted", proposal
     return proposal
+
+
+def publish(app, witnesses=None):
+    """One round of the background publisher, now: sign the tree if it grew and
+    ask the witnesses (none unless given). Returns the published checkpoint row."""
+    from voucher_service.journal.publisher import publish_once
+    with app.app_context():
+        return publish_once(get_engine(), app.extensions["vouchers_keyring"], app.config["VOUCHERS_LEDGER_ORIGIN"],
+                            app.extensions["vouchers_witnesses"] if witnesses is None else witnesses,
+                            timeout_s=app.config["VOUCHERS_WITNESS_TIMEOUT_S"])
+
+
+def published_checkpoint(app) -> str:
+    """Publish, then GET /ledger/checkpoint as anyone would."""
+    publish(app)
+    r = app.test_client().get("/api/v1/ledger/checkpoint")
+    assert r.status_code == 200 and r.mimetype == "text/plain", r.get_data(as_text=True)
+    return r.get_data(as_text=True)
+
+
+# The background publisher's interval for the tests' gunicorn servers: short,
+# so a test waits a fraction of a second for the checkpoint over its writes.
+TEST_CHECKPOINT_INTERVAL_S = 0.3
+
+
+def wait_for_checkpoint(client, size: int, timeout_s: float = 30):
+    """GET /ledger/checkpoint from a running server until it covers `size` entries; the reply."""
+    import time
+    deadline = time.monotonic() + timeout_s
+    while True:
+        reply = client.api("GET", "/ledger/checkpoint", headers={"Accept": "*/*"})
+        if reply.status == 200 and int(reply.raw.decode("utf-8").split("\n")[1]) >= size:
+            return reply
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no checkpoint of size {size} published within {timeout_s} s: "
+                                 f"{reply.status} {reply.raw[:300]!r}")
+        time.sleep(0.1)

@@ -17,8 +17,10 @@ STARTUP_TIMEOUT_S = 30
 REQUEST_TIMEOUT_S = 60
 
 
-def server_env(database_url: str, keys_dir: str) -> dict:
-    return service_env(database_url, keys_dir, PASSPHRASE)
+def server_env(database_url: str, keys_dir: str, **settings) -> dict:
+    from helpers import TEST_CHECKPOINT_INTERVAL_S
+    settings.setdefault("VOUCHERS_CHECKPOINT_INTERVAL_S", TEST_CHECKPOINT_INTERVAL_S)
+    return service_env(database_url, keys_dir, PASSPHRASE, **settings)
 
 
 class Server(GunicornProcess):

@@ -21,6 +21,11 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
 
 
+def parse_rfc3339(text: str) -> datetime:
+    """A timestamp in the form rfc3339() writes, back to an aware datetime."""
+    return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=timezone.utc)
+
+
 def local_midnight_utc(day: date, tz_name: str = PROGRAMME_TIMEZONE) -> str:
     """The first instant of `day` in the programme's time zone, as an RFC 3339 UTC
     string: the bound that periods, reports and date filters compare stored ts with."""

@@ -33,7 +33,28 @@ def from_environment(environ=None) -> dict:
         # How many member regions must approve a change to the shared catalogue
         # (catalogue/proposals.py): `all` of them, or a number N (at most all).
         "VOUCHERS_CATALOGUE_QUORUM": env.get("VOUCHERS_CATALOGUE_QUORUM", "all"),
+        # DESIGN §10: the witnesses that cosign checkpoints (a file, one `NAME VKEY
+        # URL` a line; unset: none), how often the background publisher signs
+        # the tree when it grew (0: never in this process) and how long one
+        # witness may take to answer.
+        "VOUCHERS_WITNESSES": env.get("VOUCHERS_WITNESSES", ""),
+        "VOUCHERS_CHECKPOINT_INTERVAL_S": positive_seconds("VOUCHERS_CHECKPOINT_INTERVAL_S",
+                                                           env.get("VOUCHERS_CHECKPOINT_INTERVAL_S", "10"),
+                                                           allow_zero=True),
+        "VOUCHERS_WITNESS_TIMEOUT_S": positive_seconds("VOUCHERS_WITNESS_TIMEOUT_S",
+                                                       env.get("VOUCHERS_WITNESS_TIMEOUT_S", "5")),
     }
+
+
+def positive_seconds(name: str, raw: str, *, allow_zero: bool = False) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (value >= 0 if allow_zero else value > 0) or value == float("inf"):
+        raise ValueError(f"{name} must be a number of seconds{' (0 or more)' if allow_zero else ' above 0'}, "
+                         f"not {raw!r}")
+    return value
 
 
 def catalogue_quorum(value) -> int | str:

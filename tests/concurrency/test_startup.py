@@ -68,7 +68,7 @@ def test_a_server_whose_keys_open_starts(initialised, databases, tmp_path):
     server = Server(initialised, databases.keys_dir, str(tmp_path / "gunicorn.log"), workers=2).start()
     try:
         ready = server.client.request("GET", "/readyz")
-        assert ready.status == 200 and ready.json["signing_keys"] == 3, ready.raw
+        assert ready.status == 200 and ready.json["signing_keys"] == 4, ready.raw  # three regions and the log key
     finally:
         server.stop()
     with open(server.log_path, encoding="utf-8", errors="replace") as handle:

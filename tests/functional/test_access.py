@@ -23,6 +23,7 @@ from helpers import (
     make_uscc,
     pdf_bytes,
     propose_catalogue_change,
+    publish,
     unique_invoice,
     upload_document,
 )
@@ -69,6 +70,7 @@ def who(actors):
     # Officers of the regions the matrix adds (POST /regions): under the default
     # quorum, every member region must approve a catalogue change.
     clients["_officer_of"] = lambda region: actors.client("officer", region=region)
+    clients["_app"] = actors.app
     return clients
 
 
@@ -249,6 +251,7 @@ def setup_entry(who):
     r = who["sme_owner"].post("/applications", json={"amount_fen": 20_000, "purpose": "ledger access"})
     r = who["off_ks"].post(f"/applications/{r.get_json()['id']}/approve", json={})
     assert r.status_code == 200, r.get_json()
+    publish(who["_app"])  # so that its receipt exists
     return {"id": r.get_json()["ledger"]["seq"]}
 
 
@@ -392,6 +395,7 @@ OPERATIONS = {
     "reconciliation": ("GET", f"/regions/KS/reconciliation?period={current_month()}", "world", None),
     "ledger_checkpoint": ("GET", "/ledger/checkpoint", "world", None),
     "ledger_keys": ("GET", "/ledger/keys", "world", None),
+    "ledger_witnesses": ("GET", "/ledger/witnesses", "world", None),
     "ledger_inclusion": ("GET", "/ledger/proofs/inclusion?index=0&tree_size=2", "world", None),
     "ledger_consistency": ("GET", "/ledger/proofs/consistency?first=1&second=2", "world", None),
     "ledger_entries": ("GET", "/ledger/entries", "world", None),
@@ -506,6 +510,7 @@ EXPECTED = {
     # Public: anyone holding the keys checks the log.
     "ledger_checkpoint": ALL_OK,
     "ledger_keys": ALL_OK,
+    "ledger_witnesses": ALL_OK,
     "ledger_inclusion": ALL_OK,
     "ledger_consistency": ALL_OK,
     # Everyone lists the entries that concern them; single entries and receipts as the owned objects.
@@ -735,7 +740,8 @@ def test_scheme_is_case_insensitive(actors):
     assert r.status_code == 200
 
 
-PUBLIC = {"ledger_checkpoint", "ledger_keys", "ledger_inclusion", "ledger_consistency", "reports_programme"}
+PUBLIC = {"ledger_checkpoint", "ledger_keys", "ledger_witnesses", "ledger_inclusion", "ledger_consistency",
+          "reports_programme"}
 
 
 @pytest.mark.parametrize("op", sorted(PUBLIC))

@@ -32,7 +32,7 @@ def test_init_builds_everything_and_a_second_run_changes_nothing(tmp_path, empty
     # Each region's budget was funded from its seed policy, by a ledger entry.
     assert before[1]["budget:SH"] == 5_000_000_000 and before[1]["treasury:SH"] == -5_000_000_000
     key_files = os.listdir(tmp_path / "keys")
-    assert len(key_files) == 3
+    assert len(key_files) == 4 and sum(name.startswith("log-") for name in key_files) == 1  # 3 regions, 1 log key
     for name in key_files:
         assert stat.S_IMODE(os.stat(tmp_path / "keys" / name).st_mode) == 0o600
         assert b"ENCRYPTED PRIVATE KEY" in (tmp_path / "keys" / name).read_bytes()

@@ -1,4 +1,4 @@
-"""The ledger over HTTP: stamps on writes, cosigned checkpoints, proofs,
+"""The ledger over HTTP: stamps on writes, published checkpoints, proofs,
 entries, the export, receipts and key rotation."""
 import base64
 import json
@@ -12,8 +12,9 @@ from voucher_service.ledger import merkle
 from voucher_service.ledger.entry import parse_entry
 from voucher_service.ledger.merkle import node_key
 from voucher_service.ledger.note import Checkpoint, Verifier, open_note, parse_note
+from voucher_service.journal.store import LedgerInvariantError
 from voucher_service.models import LedgerCheckpoint, LedgerEntry, LedgerNode
-from helpers import add_evidence
+from helpers import add_evidence, publish, published_checkpoint
 
 REGIONS = {"SH", "KS", "WJ"}
 
@@ -26,10 +27,19 @@ def anonymous(app):
     return app.test_client()
 
 
-def checkpoint(app):
+def served_checkpoint(app):
     r = anonymous(app).get("/api/v1/ledger/checkpoint")
     assert r.status_code == 200 and r.mimetype == "text/plain", r.get_data(as_text=True)
     return r.get_data(as_text=True)
+
+
+checkpoint = published_checkpoint
+
+
+def stored_checkpoints(app):
+    with app.app_context(), Session(get_engine()) as session:
+        return [(row.size, row.note) for row in session.exec(select(LedgerCheckpoint)
+                                                              .order_by(LedgerCheckpoint.size)).all()]
 
 
 def keys(app):
@@ -64,22 +74,33 @@ def test_every_write_response_names_its_ledger_entry(actors):
     assert "ledger" not in auditor.get(f"/vouchers/{approved['voucher_id']}").json
 
 
-def test_checkpoint_is_cosigned_by_every_region_and_reissued_only_when_the_tree_grows(app, actors):
+def test_checkpoint_is_signed_by_the_log_key_and_published_only_when_the_tree_grows(app, actors):
     first = checkpoint(app)
     cp, good = open_checkpoint(app, first)
     assert cp.origin == "vouchers.example/ledger"
-    assert {v.name.rsplit("/", 1)[1] for v in good} == REGIONS
-    assert len(parse_note(first)[1]) == len(REGIONS)
-    assert checkpoint(app) == first, "no growth, no new checkpoint"
+    log_keys = [k for k in keys(app)["keys"] if k["purpose"] == "log"]
+    assert len(log_keys) == 1 and log_keys[0]["region"] is None and log_keys[0]["note_name"] == cp.origin
+    assert [v.name for v in good] == [cp.origin], "signed by the log key alone: regions' keys sign entries"
+    assert len(parse_note(first)[1]) == 1
+    assert checkpoint(app) == first, "no growth, nothing new to publish"
     issue(actors)
+    stored = stored_checkpoints(app)
+    # Reading never signs: GET serves the last published checkpoint, however many readers.
+    for _ in range(5):
+        assert served_checkpoint(app) == first
+    assert stored_checkpoints(app) == stored, "GET /ledger/checkpoint wrote"
     second = checkpoint(app)
     cp2, _ = open_checkpoint(app, second)
     assert cp2.size == cp.size + 2  # application.submitted, voucher.issued
     r = anonymous(app).get(f"/api/v1/ledger/proofs/consistency?first={cp.size}&second={cp2.size}")
     assert merkle.verify_consistency(cp.size, cp2.size, cp.root_hash, cp2.root_hash, [b64d(h) for h in r.json["hashes"]])
-    with app.app_context(), Session(get_engine()) as session:
-        stored = session.exec(select(LedgerCheckpoint.size)).all()
-    assert {cp.size, cp2.size} <= set(stored)
+    assert {cp.size, cp2.size} <= {size for size, _note in stored_checkpoints(app)}
+
+
+def test_witnesses_are_listed_even_when_none_are_configured(app):
+    r = anonymous(app).get("/api/v1/ledger/witnesses")
+    assert r.status_code == 200 and r.json["witnesses"] == []
+    assert r.json["published_size"] == int(served_checkpoint(app).splitlines()[1])
 
 
 def test_inclusion_proofs_verify_against_the_checkpoint(app, actors):
@@ -146,10 +167,16 @@ def test_export_is_canonical_lines_whose_root_is_the_checkpoints(app, actors):
 def test_receipt_is_self_contained(app, actors):
     approved = issue(actors)
     seq = approved["ledger"]["seq"]
+    # Until a checkpoint covering it is published, there is no receipt yet: ask again later.
+    r = actors.sme("ent-ks-003").get(f"/ledger/receipts/{seq}")
+    assert r.status_code == 409 and r.json["type"] == "urn:vouchers:problem:not_yet_published", r.json
+    assert int(r.headers["Retry-After"]) >= 1
+    publish(app)
     receipt = actors.sme("ent-ks-003").get(f"/ledger/receipts/{seq}").json
     assert receipt["leaf_index"] == seq and parse_entry(receipt["entry"].encode())["seq"] == seq
     cp, good = open_checkpoint(app, receipt["checkpoint"])
-    assert cp.size == receipt["tree_size"] and len(good) == len(REGIONS)
+    assert cp.size == receipt["tree_size"] and [v.name for v in good] == [cp.origin]
+    assert receipt["checkpoint"] == served_checkpoint(app)
     leaf = merkle.leaf_hash(receipt["entry"].encode())
     assert b64d(receipt["leaf_hash"]) == leaf
     assert merkle.verify_inclusion(seq, cp.size, leaf, [b64d(h) for h in receipt["inclusion_proof"]], cp.root_hash)
@@ -160,8 +187,8 @@ def test_receipt_is_self_contained(app, actors):
     assert actors.provider("prv-sh-001").get(f"/ledger/receipts/{seq}").status_code == 404
 
 
-def test_checkpoint_refuses_to_sign_an_edited_entry_or_a_rewritten_tree(fresh_app, fresh_actors):
-    checkpoint(fresh_app)
+def test_publisher_refuses_to_sign_an_edited_entry_or_a_rewritten_tree(fresh_app, fresh_actors):
+    published = checkpoint(fresh_app)
     approved = issue(fresh_actors)
     seq = approved["ledger"]["seq"]
     def edit_entry(old, new):
@@ -173,8 +200,10 @@ def test_checkpoint_refuses_to_sign_an_edited_entry_or_a_rewritten_tree(fresh_ap
 
     # An administrator edits an entry that no checkpoint covers yet.
     edit_entry(b"voucher.issued", b"voucher.issuee")
-    r = anonymous(fresh_app).get("/api/v1/ledger/checkpoint")
-    assert r.status_code == 500 and "refusing to sign" in r.json["detail"], r.get_data(as_text=True)
+    with pytest.raises(LedgerInvariantError, match="refusing to sign"):
+        publish(fresh_app)
+    result = fresh_app.test_cli_runner().invoke(args=["checkpoint", "publish"])
+    assert result.exit_code != 0 and "refusing to sign" in result.output, result.output
     # ... restores it, but rewrites a stored subtree hash (leaves 0-31) under
     # the last signed checkpoint: history no longer extends it.
     edit_entry(b"voucher.issuee", b"voucher.issued")
@@ -183,11 +212,12 @@ def test_checkpoint_refuses_to_sign_an_edited_entry_or_a_rewritten_tree(fresh_ap
         node.hash = bytes(32)
         session.add(node)
         session.commit()
-    r = anonymous(fresh_app).get("/api/v1/ledger/checkpoint")
-    assert r.status_code == 500 and "does not extend" in r.json["detail"], r.get_data(as_text=True)
+    with pytest.raises(LedgerInvariantError, match="does not extend"):
+        publish(fresh_app)
+    assert served_checkpoint(fresh_app) == published, "readers still get the last honest checkpoint"
 
 
-def test_checkpoint_refuses_a_ledger_whose_signed_tail_was_rolled_back(fresh_app, fresh_actors):
+def test_publisher_refuses_a_ledger_whose_signed_tail_was_rolled_back(fresh_app, fresh_actors):
     issue(fresh_actors)
     signed_size = int(checkpoint(fresh_app).splitlines()[1])
     # An administrator rolls the last entry back, as a restore of an older backup would.
@@ -198,10 +228,11 @@ def test_checkpoint_refuses_a_ledger_whose_signed_tail_was_rolled_back(fresh_app
         session.connection().exec_driver_sql(f"DELETE FROM ledger_entry WHERE seq = {last}")
         session.connection().exec_driver_sql(f"UPDATE ledger_head SET size = {last} WHERE id = 1")
         session.commit()
-    r = anonymous(fresh_app).get("/api/v1/ledger/checkpoint")
-    assert r.status_code == 500 and r.mimetype == "application/problem+json", r.get_data(as_text=True)
-    assert r.json["type"] == "urn:vouchers:problem:ledger_integrity"
-    assert "fewer than the" in r.json["detail"] and str(signed_size) in r.json["detail"]
+    with pytest.raises(LedgerInvariantError, match=f"fewer than the {signed_size}"):
+        publish(fresh_app)
+    # A proof up to the published size is a problem, never a bare 500.
+    r = anonymous(fresh_app).get(f"/api/v1/ledger/proofs/consistency?first=1&second={signed_size}")
+    assert r.status_code in (422, 500) and r.mimetype == "application/problem+json", r.get_data(as_text=True)
 
 
 def test_key_rotation_keeps_old_signatures_valid(fresh_app, fresh_actors):
@@ -221,10 +252,10 @@ def test_key_rotation_keeps_old_signatures_valid(fresh_app, fresh_actors):
     rotation = [e for e in fresh_actors.auditor().get("/ledger/entries?limit=1000").json["items"]
                 if e["kind"] == "key.rotated"]
     assert rotation and rotation[0]["data"]["retired_key_id"] == retired["key_id"]
-    # The old checkpoint still opens with the published keys; the new one is signed by the new key.
-    open_checkpoint(fresh_app, before)
-    _cp, good = open_checkpoint(fresh_app, checkpoint(fresh_app))
-    assert any(v.public_key_raw == b64d(current["public_key"]) for v in good)
+    # Checkpoints, before and after, are the log key's: a region's rotation changes who signs its entries.
+    before_cp, _ = open_checkpoint(fresh_app, before)
+    after_cp, good = open_checkpoint(fresh_app, checkpoint(fresh_app))
+    assert after_cp.size > before_cp.size and [v.name for v in good] == [after_cp.origin]
     with fresh_app.app_context(), Session(get_engine()) as session:
         assert check_all(session) == []
     assert fresh_app.test_cli_runner().invoke(args=["keys", "rotate", "--region", "XX"]).exit_code != 0

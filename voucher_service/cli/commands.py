@@ -13,11 +13,14 @@ from sqlmodel import Session
 
 from voucher_service.cli import migrate
 from voucher_service.cli.seeds import load_seeds
-from voucher_service.clock import local_date, utc_now
+from voucher_service.clock import local_date, rfc3339, utc_now
 from voucher_service.db import get_engine, read_only
 from voucher_service.http import auth
-from voucher_service.journal.keys import KeyUnavailable, rotate_region_key
-from voucher_service.models import Enterprise, Provider, Region
+from voucher_service.journal.keys import KeyUnavailable, log_key_record, rotate_region_key
+from voucher_service.journal.publisher import publish_once, sign_checkpoint
+from voucher_service.journal.store import LedgerInvariantError
+from voucher_service.journal.tree import witness_report
+from voucher_service.models import Enterprise, Provider, Region, WitnessStatus
 from voucher_service.process import vouchers
 from voucher_service.programme.context import Context
 
@@ -30,18 +33,29 @@ def _context(session: Session, actor: str) -> Context:
 @click.command("init")
 @with_appcontext
 def init_command():
-    """Migrate the database, create region keys, load seeds, fund budgets (safe to run twice)."""
+    """Migrate the database, create region keys and the log key, load seeds, fund budgets, sign the
+    first checkpoint (safe to run twice)."""
     engine = get_engine()
     migrate.upgrade(engine)
     config = current_app.config
+    keyring = current_app.extensions["vouchers_keyring"]
     with Session(engine, expire_on_commit=False) as session:
         try:
-            created = load_seeds(_context(session, "system:init"), config["VOUCHERS_SEEDS"],
-                                 keyring=current_app.extensions["vouchers_keyring"],
+            created = load_seeds(_context(session, "system:init"), config["VOUCHERS_SEEDS"], keyring=keyring,
                                  origin=config["VOUCHERS_LEDGER_ORIGIN"])
+            if log_key_record(session) is None:
+                keyring.create_log_key(session, origin=config["VOUCHERS_LEDGER_ORIGIN"], now_str=rfc3339(utc_now()))
+                created["log key"] = 1
         except KeyUnavailable as exc:
             raise click.ClickException(str(exc)) from None
         session.commit()
+    # The first checkpoint (or, on an upgraded database, the log key's
+    # signature on the last region-signed one), so GET /ledger/checkpoint has
+    # something to serve before the background publisher's first round.
+    try:
+        sign_checkpoint(engine, keyring, config["VOUCHERS_LEDGER_ORIGIN"])
+    except (KeyUnavailable, LedgerInvariantError) as exc:
+        raise click.ClickException(f"cannot sign a checkpoint: {exc}") from None
     made = ", ".join(f"{count} {name}" for name, count in created.items() if count)
     click.echo(f"database ready at {config['DATABASE_URL']}; " + (f"created {made}" if made else "nothing to change"))
 
@@ -203,11 +217,41 @@ def _export_beancount_to(session: Session, output: str | None, origin: str) -> N
         raise click.ClickException(str(exc)) from None
 
 
+@click.group("checkpoint")
+def checkpoint_group():
+    """Checkpoints of the ledger (DESIGN §10)."""
+
+
+@checkpoint_group.command("publish")
+@with_appcontext
+def checkpoint_publish():
+    """Sign the tree now if it grew and collect the witnesses' cosignatures, as the background
+    publisher does every VOUCHERS_CHECKPOINT_INTERVAL_S; print the published note and each witness's answer."""
+    config = current_app.config
+    engine = get_engine()
+    with Session(engine) as session:
+        _require_initialised(session)
+    witnesses = current_app.extensions["vouchers_witnesses"]
+    try:
+        checkpoint = publish_once(engine, current_app.extensions["vouchers_keyring"],
+                                  config["VOUCHERS_LEDGER_ORIGIN"], witnesses,
+                                  timeout_s=config["VOUCHERS_WITNESS_TIMEOUT_S"])
+    except (KeyUnavailable, LedgerInvariantError) as exc:
+        raise click.ClickException(f"cannot publish: {exc}") from None
+    click.echo(checkpoint.note, nl=False)
+    with Session(engine) as session:
+        for witness in witness_report(session, witnesses)["witnesses"]:
+            status = session.get(WitnessStatus, witness["name"])
+            click.echo(f"witness {witness['name']}: " + (f"cosigned size {witness['cosigned_size']}" if witness["ok"]
+                                                         else f"did not cosign: {status.error if status else '?'}"),
+                       err=True)
+
+
 def init_app(app) -> None:
     from voucher_service.cli.demo import demo_command
     from voucher_service.cli.regions import regions_group
     for command in (init_command, token_group, expire_command, demo_command, keys_group, export_group,
-                    regions_group):
+                    regions_group, checkpoint_group):
         app.cli.add_command(command)
 
 

@@ -89,6 +89,7 @@ POLICY: dict[str, dict[str, str] | str] = {
     "reconciliation.get_statement": {"finance": "own region statement", **_ALL_READ},
     "ledger.checkpoint": PUBLIC,
     "ledger.keys": PUBLIC,
+    "ledger.witnesses": PUBLIC,
     "ledger.inclusion": PUBLIC,
     "ledger.consistency": PUBLIC,
     "ledger.entries": {**{role: "concerning it" for role in ("sme", "provider", "officer", "finance")},

@@ -2,11 +2,11 @@
 from flask import Blueprint, current_app, jsonify
 from sqlmodel import Session
 
-from voucher_service.db import get_session
+from voucher_service.db import get_session, read_only
 from voucher_service.http.observability import metrics_response
 from voucher_service.http.problems import problem
 from voucher_service.journal.keys import KeyUnavailable
-from voucher_service.journal.tree import tree_size
+from voucher_service.journal import tree
 
 blp = Blueprint("health", __name__)
 
@@ -20,11 +20,13 @@ def healthz():
 def metrics():
     engine = current_app.extensions["vouchers_engine"]
 
-    def read_tree_size():
-        with Session(engine) as session:
-            return tree_size(session)
+    witnesses = current_app.extensions["vouchers_witnesses"]
 
-    return metrics_response(read_tree_size)
+    def read_status():
+        with read_only(), Session(engine) as session:
+            return tree.publish_status(session, witnesses)
+
+    return metrics_response(read_status)
 
 
 @blp.get("/readyz")

@@ -101,22 +101,47 @@ def record_committed_entries(entries) -> None:
         LEDGER_APPENDS.labels(entry.kind).inc()
 
 
-class _TreeSizeCollector:
-    """The ledger's size read from the database at scrape time: one truth for all workers."""
+class _LedgerCollector:
+    """The ledger's size, the publisher's lag and each witness's last cosigned
+    size, read from the database at scrape time: one truth for all workers
+    (whichever worker leads the publisher, any worker's scrape sees it)."""
 
-    def __init__(self, read_tree_size):
-        self._read = read_tree_size
+    def __init__(self, read_status):
+        self._read = read_status
 
     def collect(self):
-        family = GaugeMetricFamily("vouchers_ledger_tree_size", "Entries in the ledger")
         try:
-            family.add_metric([], self._read())
+            status = self._read()
         except Exception:  # noqa: BLE001 - a scrape must not fail because the database is down
             return
-        yield family
+        size = GaugeMetricFamily("vouchers_ledger_tree_size", "Entries in the ledger")
+        size.add_metric([], status["tree_size"])
+        yield size
+        published = GaugeMetricFamily("vouchers_checkpoint_published_size",
+                                      "Tree size of the latest published checkpoint")
+        published.add_metric([], status["published_size"] or 0)
+        yield published
+        lag = GaugeMetricFamily("vouchers_checkpoint_publish_lag_entries",
+                                "Entries not yet under a published checkpoint")
+        lag.add_metric([], status["tree_size"] - (status["published_size"] or 0))
+        yield lag
+        lag_s = GaugeMetricFamily("vouchers_checkpoint_publish_lag_seconds",
+                                  "Seconds since the oldest entry not yet under a published checkpoint was written "
+                                  "(0 when every entry is)")
+        lag_s.add_metric([], status["lag_s"])
+        yield lag_s
+        cosigned = GaugeMetricFamily("vouchers_witness_cosigned_size", "Tree size each witness last cosigned",
+                                     labels=["witness"])
+        failing = GaugeMetricFamily("vouchers_witness_failing", "1 when the witness's last answer was not a "
+                                                                "cosignature", labels=["witness"])
+        for witness in status["witnesses"]:
+            cosigned.add_metric([witness["name"]], witness["cosigned_size"] or 0)
+            failing.add_metric([witness["name"]], 0 if witness["ok"] else 1)
+        yield cosigned
+        yield failing
 
 
-def metrics_response(read_tree_size) -> Response:
+def metrics_response(read_status) -> Response:
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.MultiProcessCollector(registry)
@@ -124,7 +149,7 @@ def metrics_response(read_tree_size) -> Response:
         from prometheus_client import REGISTRY
         registry = REGISTRY
     scrape = CollectorRegistry()
-    scrape.register(_TreeSizeCollector(read_tree_size))
+    scrape.register(_LedgerCollector(read_status))
     body = generate_latest(registry) + generate_latest(scrape)
     return Response(body, mimetype=CONTENT_TYPE_LATEST.split(";")[0],
                     headers={"Content-Type": CONTENT_TYPE_LATEST})

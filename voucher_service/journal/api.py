@@ -3,6 +3,7 @@ keys, proofs, entries, the JSON Lines export and receipts."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import date, datetime, timezone
 
@@ -12,9 +13,10 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from sqlmodel import Session, select
 
 from voucher_service.clock import local_midnight_utc, rfc3339
-from voucher_service.db import get_engine, get_session, read_only, writing
+from voucher_service.db import get_engine, get_session, read_only
 from voucher_service.http import access
 from voucher_service.http.common import Blueprint, FullMatch
+from voucher_service.http.problems import problem, rule_type
 from voucher_service.journal import beancount as beancount_export
 from voucher_service.journal import tree
 from voucher_service.models import LedgerEntry, LedgerRef
@@ -39,7 +41,9 @@ MAX_SCANNED_ROWS = 10 * MAX_ENTRIES_PAGE
 
 class KeySchema(Schema):
     key_id = fields.String()
-    region = fields.String()
+    purpose = fields.String(metadata={"description": "`entry`: a region's key, signs entries; `log`: the "
+                                                     "operator's log key, signs checkpoints (region null)"})
+    region = fields.String(allow_none=True)
     alg = fields.String()
     public_key = fields.String(metadata={"description": "raw Ed25519 public key, base64"})
     note_name = fields.String()
@@ -154,15 +158,20 @@ def _tree_error(error: tree.TreeError):
     abort(422, message=error.detail, errors={"query": {error.field: [error.detail]}})
 
 
-def _current_checkpoint():
-    """The latest checkpoint, signing a new one first if the tree has grown."""
-    app = current_app
-    with writing():
-        with Session(get_engine(), expire_on_commit=False) as session:
-            checkpoint = tree.issue_checkpoint(session, app.extensions["vouchers_keyring"],
-                                               app.config["VOUCHERS_LEDGER_ORIGIN"])
-            session.commit()
+def _published_checkpoint():
+    """The latest published checkpoint. Only read: publishing is the
+    background publisher's (journal/election.py), so no reader, however
+    many, ever writes or waits for the ledger lock."""
+    checkpoint = tree.latest_checkpoint(get_session())
+    if checkpoint is None:
+        abort(503, message="no checkpoint has been published yet: the publisher signs one within "
+                           f"{current_app.config['VOUCHERS_CHECKPOINT_INTERVAL_S']:g} s of `vouchers init`",
+              headers={"Retry-After": _retry_after()})
     return checkpoint
+
+
+def _retry_after() -> str:
+    return str(max(1, math.ceil(current_app.config["VOUCHERS_CHECKPOINT_INTERVAL_S"] or 1)))
 
 
 def _visible_row(seq: int) -> LedgerEntry:
@@ -176,11 +185,37 @@ def _entry_json(row: LedgerEntry) -> dict:
 
 
 @blp.route("/checkpoint")
-@blp.doc(security=[], responses={"200": {"description": "the latest checkpoint: a C2SP tlog-checkpoint in a "
-                                                       "signed note, cosigned by every region's active key",
-                                        "content": {"text/plain": {"schema": {"type": "string"}}}}})
+@blp.doc(security=[], responses={"200": {"description": "the latest published checkpoint: a C2SP tlog-checkpoint "
+                                                       "in a signed note, signed by the log key and cosigned "
+                                                       "(cosignature/v1) by the witnesses that have seen it",
+                                        "content": {"text/plain": {"schema": {"type": "string"}}}},
+                                 "503": {"description": "nothing published yet (Retry-After)"}})
 def checkpoint():
-    return Response(_current_checkpoint().note, mimetype="text/plain", headers={"Cache-Control": "no-cache"})
+    return Response(_published_checkpoint().note, mimetype="text/plain", headers={"Cache-Control": "no-cache"})
+
+
+class WitnessSchema(Schema):
+    name = fields.String()
+    vkey = fields.String(metadata={"description": "C2SP vkey, cosignature/v1 (type 0x04)"})
+    cosigned_size = fields.Integer(allow_none=True, metadata={"description": "tree size it last cosigned"})
+    cosigned_at = fields.String(allow_none=True)
+    attempted_at = fields.String(allow_none=True, metadata={"description": "when it was last asked"})
+    ok = fields.Boolean(metadata={"description": "its last answer was a valid cosignature"})
+
+
+class WitnessesSchema(Schema):
+    published_size = fields.Integer(allow_none=True, metadata={"description": "size of the latest published "
+                                                                             "checkpoint"})
+    witnesses = fields.List(fields.Nested(WitnessSchema))
+
+
+@blp.route("/witnesses")
+@blp.doc(security=[])
+@blp.response(200, WitnessesSchema)
+def witnesses():
+    """The witnesses this deployment asks to cosign (VOUCHERS_WITNESSES) and the size each last cosigned."""
+    session = get_session()
+    return tree.witness_report(session, current_app.extensions["vouchers_witnesses"])
 
 
 @blp.route("/keys")
@@ -287,12 +322,31 @@ def entry(seq):
     return _entry_json(_visible_row(seq))
 
 
+class ExportArgs(Schema):
+    start = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_SEQ),
+                           metadata={"description": "first seq (default 0)"})
+    end = fields.Integer(validate=validate.Range(min=0, max=MAX_SEQ),
+                         metadata={"description": "seq after the last one, at most the tree size (default: the "
+                                                  "tree size); with start, what a witness or monitor reads"})
+
+    @validates_schema
+    def _range(self, data, **_kwargs):
+        if "end" in data and data["start"] > data["end"]:
+            raise ValidationError("must not be after `end`.", "start")
+
+
 @blp.route("/export")
+@blp.arguments(ExportArgs, location="query")
 @blp.doc(responses={"200": {"description": "JSON Lines: each line is exactly the canonical bytes of one entry, "
-                                           "in seq order, from 0 to the tree size given in Ledger-Tree-Size",
+                                           "in seq order, from `start` (0) to `end` (the tree size, given in "
+                                           "Ledger-Tree-Size)",
                             "content": {JSON_LINES: {"schema": {"type": "string"}}}}})
-def export():
-    size = tree.tree_size(get_session())
+def export(args):
+    current = tree.tree_size(get_session())
+    size = args.get("end", current)
+    if size > current:
+        message = f"end must be at most the tree size {current}"
+        abort(422, message=message, errors={"query": {"end": [message]}})
     engine = get_engine()
 
     def lines():
@@ -300,7 +354,7 @@ def export():
         # log. Explicitly read-only: a client that stops reading must never
         # leave a write lock behind.
         with read_only(), Session(engine) as session:
-            start = 0
+            start = args["start"]
             while start < size:
                 rows = session.exec(select(LedgerEntry.canonical)
                                     .where(LedgerEntry.seq >= start, LedgerEntry.seq < size)
@@ -353,7 +407,14 @@ def beancount():
 @blp.route("/receipts/<int:seq>")
 @blp.response(200, ReceiptSchema)
 def receipt(seq):
+    """The entry, its inclusion proof and the latest published (cosigned)
+    checkpoint; 409 `not_yet_published` (with Retry-After) while the entry
+    is newer than that checkpoint."""
     _visible_row(seq)
-    checkpoint = _current_checkpoint()
-    with Session(get_engine()) as session:
-        return tree.receipt(session, seq, checkpoint)
+    checkpoint = _published_checkpoint()
+    if seq >= checkpoint.size:
+        return problem(409, f"entry {seq} is not yet under a published checkpoint (size {checkpoint.size}); the "
+                            f"publisher signs one within {current_app.config['VOUCHERS_CHECKPOINT_INTERVAL_S']:g} s",
+                       title="Not yet published", type_=rule_type("not_yet_published"), rule="not_yet_published",
+                       headers={"Retry-After": _retry_after()})
+    return tree.receipt(get_session(), seq, checkpoint)

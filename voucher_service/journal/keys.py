@@ -23,11 +23,44 @@ def note_key_name(origin: str, region: str) -> str:
     return f"{origin}/{region}"
 
 
+PURPOSE_ENTRY = "entry"
+PURPOSE_LOG = "log"
+LOG_KEY_PREFIX = "log"
+
+
 def create_region_key(session: Session, *, region: str, keys_dir: str, passphrase: str, origin: str,
                       now_str: str) -> SigningKeyRecord:
+    key = _write_new_key(region, keys_dir, passphrase)
+    record = SigningKeyRecord(key_id=key.key_id, region=region, public_key=key.public_key_raw,
+                              note_name=note_key_name(origin, region), valid_from=now_str)
+    session.add(record)
+    session.flush()
+    return record
+
+
+def create_log_key(session: Session, *, keys_dir: str, passphrase: str, origin: str,
+                   now_str: str) -> SigningKeyRecord:
+    """The operator's log key (DESIGN §10): its note name is the origin, it
+    belongs to no region and signs checkpoints only. Made once, by `vouchers
+    init`; the instant it is made is when the deployment's checkpoints became
+    log-signed and witnessed, which verifiers read from its valid_from."""
+    key = _write_new_key(LOG_KEY_PREFIX, keys_dir, passphrase)
+    record = SigningKeyRecord(key_id=key.key_id, region=None, purpose=PURPOSE_LOG, public_key=key.public_key_raw,
+                              note_name=origin, valid_from=now_str)
+    session.add(record)
+    session.flush()
+    return record
+
+
+def log_key_record(session: Session) -> SigningKeyRecord | None:
+    return session.exec(select(SigningKeyRecord).where(SigningKeyRecord.purpose == PURPOSE_LOG,
+                                                       SigningKeyRecord.valid_until.is_(None))).first()
+
+
+def _write_new_key(prefix: str, keys_dir: str, passphrase: str) -> SigningKey:
     if not passphrase:
-        raise KeyUnavailable("VOUCHERS_KEY_PASSPHRASE is empty: set it to encrypt the region signing keys")
-    key = SigningKey.generate(region)
+        raise KeyUnavailable("VOUCHERS_KEY_PASSPHRASE is empty: set it to encrypt the signing keys")
+    key = SigningKey.generate(prefix)
     os.makedirs(keys_dir, mode=0o700, exist_ok=True)
     path = key_path(keys_dir, key.key_id)
     # O_EXCL + 0600: never overwrite a key, never let another user read one.
@@ -36,11 +69,7 @@ def create_region_key(session: Session, *, region: str, keys_dir: str, passphras
         handle.write(key.encrypted_pem(passphrase))
         handle.flush()
         os.fsync(handle.fileno())
-    record = SigningKeyRecord(key_id=key.key_id, region=region, public_key=key.public_key_raw,
-                              note_name=note_key_name(origin, region), valid_from=now_str)
-    session.add(record)
-    session.flush()
-    return record
+    return key
 
 
 def is_active_key(region: str | None = None):
@@ -87,6 +116,10 @@ class KeyRing:
         """A new region's first key, encrypted with this ring's passphrase into its folder."""
         return create_region_key(session, region=region, keys_dir=self.keys_dir, passphrase=self._passphrase,
                                  origin=origin, now_str=now_str)
+
+    def create_log_key(self, session: Session, *, origin: str, now_str: str) -> SigningKeyRecord:
+        return create_log_key(session, keys_dir=self.keys_dir, passphrase=self._passphrase, origin=origin,
+                              now_str=now_str)
 
     def signer_for(self, session: Session):
         def signer(region: str) -> SigningKey:

@@ -1,5 +1,6 @@
 """The ledger's Merkle tree as stored in the database: roots, proofs,
-checkpoints cosigned by every region, keys and receipts.
+published checkpoints, keys and receipts (checkpoints are signed in
+journal/publisher.py).
 
 The math is in `ledger.merkle` and `ledger.note`; this module only reads and
 writes rows. Every root and proof reads O(log n) stored nodes in one query.
@@ -11,13 +12,12 @@ import base64
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from voucher_service.clock import rfc3339, utc_now
+from voucher_service.clock import parse_rfc3339, utc_now
 from voucher_service.journal import store as journal
-from voucher_service.journal.keys import is_active_key
 from voucher_service.ledger import merkle
 from voucher_service.ledger.entry import SIGNATURE_ALG
-from voucher_service.ledger.note import TLOG_PROOF_HEADER, Checkpoint, sign_note, verifier_key
-from voucher_service.models import LedgerCheckpoint, LedgerEntry, LedgerHead, SigningKeyRecord
+from voucher_service.ledger.note import TLOG_PROOF_HEADER, verifier_key
+from voucher_service.models import LedgerCheckpoint, LedgerEntry, LedgerHead, SigningKeyRecord, WitnessStatus
 
 
 class TreeError(ValueError):
@@ -66,21 +66,18 @@ def consistency_proof(session: Session, first: int, second: int) -> list[bytes]:
 # --- keys ------------------------------------------------------------------
 
 def key_json(record: SigningKeyRecord) -> dict:
-    return {"key_id": record.key_id, "region": record.region, "alg": SIGNATURE_ALG,
+    return {"key_id": record.key_id, "purpose": record.purpose, "region": record.region, "alg": SIGNATURE_ALG,
             "public_key": b64(bytes(record.public_key)), "note_name": record.note_name,
             "note_key": verifier_key(record.note_name, bytes(record.public_key)),
             "valid_from": record.valid_from, "valid_until": record.valid_until}
 
 
 def published_keys(session: Session, origin: str) -> dict:
-    records = session.exec(select(SigningKeyRecord).order_by(SigningKeyRecord.region,
+    # The log key first, then each region's keys oldest first (NULL sorts
+    # differently on SQLite and PostgreSQL: order by purpose, which differs).
+    records = session.exec(select(SigningKeyRecord).order_by(SigningKeyRecord.purpose.desc(), SigningKeyRecord.region,
                                                              SigningKeyRecord.valid_from)).all()
     return {"origin": origin, "keys": [key_json(r) for r in records]}
-
-
-def active_keys(session: Session) -> list[SigningKeyRecord]:
-    return list(session.exec(select(SigningKeyRecord).where(is_active_key())
-                             .order_by(SigningKeyRecord.region)).all())
 
 
 # --- checkpoints -----------------------------------------------------------
@@ -89,52 +86,13 @@ def latest_checkpoint(session: Session) -> LedgerCheckpoint | None:
     return session.exec(select(LedgerCheckpoint).order_by(LedgerCheckpoint.size.desc()).limit(1)).first()
 
 
-def issue_checkpoint(session: Session, keyring, origin: str) -> LedgerCheckpoint:
-    """The checkpoint of the current tree, signed by every region's active key.
-
-    Runs in a write transaction under the ledger lock, so the tree cannot grow
-    while it is signed and two callers cannot sign two checkpoints of one size.
-    Before signing, the new tree must extend the last signed one: a history
-    rewritten underneath the service (an edited row, a dropped node) makes it
-    refuse rather than sign a fork.
-    """
-    size = journal.lock_ledger(session)
-    previous = latest_checkpoint(session)
-    if previous is not None and previous.size == size:
-        return previous
-    if previous is not None and previous.size > size:
-        # The tail of a signed history is gone (a restored backup, a deleted row): no
-        # consistency proof exists from the longer tree, and signing would fork the log.
-        raise journal.LedgerInvariantError(
-            f"refusing to sign: the ledger holds {size} entries, fewer than the {previous.size} of the last "
-            f"signed checkpoint; its tail was removed")
-    read = journal.node_reader(session)
-    _check_new_leaves(session, previous.size if previous else 0, size, read)
-    new_root = merkle.root(size, read)
-    if previous is not None:
-        proof = merkle.consistency_proof(previous.size, size, read)
-        if not merkle.verify_consistency(previous.size, size, bytes(previous.root_hash), new_root, proof):
-            raise journal.LedgerInvariantError(
-                f"refusing to sign: the tree of size {size} does not extend the checkpoint of size {previous.size}")
-    signers = []
-    for record in active_keys(session):
-        key = keyring.load(record.key_id)
-        signers.append((record.note_name, key.sign, bytes(record.public_key)))
-    if not signers:
-        raise journal.LedgerInvariantError("no active signing keys to sign a checkpoint")
-    note = sign_note(Checkpoint(origin, size, new_root).text(), signers)
-    checkpoint = LedgerCheckpoint(size=size, root_hash=new_root, note=note, created_at=rfc3339(utc_now()))
-    session.add(checkpoint)
-    session.flush()
-    return checkpoint
-
-
 LEAF_CHECK_BATCH = 1000
 
 
-def _check_new_leaves(session: Session, start: int, end: int, read) -> None:
+def check_new_leaves(session: Session, start: int, end: int, read) -> None:
     """Entries not yet under any checkpoint must hash to the leaves stored for
-    them: an edited row is refused here, before a checkpoint commits to it."""
+    them: an edited row is refused here, before a checkpoint commits to it
+    (and witnesses refuse it too: they check entries, not only proofs)."""
     while start < end:
         stop = min(end, start + LEAF_CHECK_BATCH)
         rows = session.exec(select(LedgerEntry).where(LedgerEntry.seq >= start, LedgerEntry.seq < stop)
@@ -172,3 +130,34 @@ def receipt(session: Session, seq: int, checkpoint: LedgerCheckpoint) -> dict:
 
 def entry_count(session: Session) -> int:
     return session.exec(select(func.count()).select_from(LedgerEntry)).one()
+
+
+def witness_report(session: Session, witnesses) -> dict:
+    """GET /ledger/witnesses: each configured witness with what it last did."""
+    latest = latest_checkpoint(session)
+    statuses = {s.name: s for s in session.exec(select(WitnessStatus)).all()}
+    items = []
+    for witness in witnesses:
+        status = statuses.get(witness.name)
+        items.append({"name": witness.name, "vkey": witness.cosigner.vkey,
+                      "cosigned_size": status.cosigned_size if status else None,
+                      "cosigned_at": status.cosigned_at if status else None,
+                      "attempted_at": status.attempted_at if status else None,
+                      "ok": bool(status and status.error is None and status.cosigned_size is not None)})
+    return {"published_size": latest.size if latest else None, "witnesses": items}
+
+
+def publish_status(session: Session, witnesses) -> dict:
+    """For the metrics: tree size, published size, the publisher's lag in
+    seconds (age of the oldest entry no published checkpoint covers) and the
+    witnesses as in witness_report."""
+    size = tree_size(session)
+    report = witness_report(session, witnesses)
+    published = report["published_size"] or 0
+    lag_s = 0.0
+    if size > published:
+        oldest = session.exec(select(LedgerEntry.ts).where(LedgerEntry.seq == published)).first()
+        if oldest is not None:
+            lag_s = max(0.0, (utc_now() - parse_rfc3339(oldest)).total_seconds())
+    return {"tree_size": size, "published_size": report["published_size"], "lag_s": lag_s,
+            "witnesses": report["witnesses"]}

@@ -29,6 +29,7 @@ from voucher_service.models.ledger import (
     LedgerPosting,
     LedgerRef,
     SigningKeyRecord,
+    WitnessStatus,
 )
 from voucher_service.models.payout import (
     Settlement,
@@ -87,6 +88,7 @@ __all__ = [
     "LedgerNode",
     "LedgerCheckpoint",
     "SigningKeyRecord",
+    "WitnessStatus",
     "ApiToken",
     "IdempotencyRecord",
 ]

@@ -110,13 +110,31 @@ class LedgerCheckpoint(SQLModel, table=True):
 
 
 class SigningKeyRecord(SQLModel, table=True):
+    """A public key: a region's entry-signing key, or the operator's one log
+    key (purpose `log`, no region), which signs checkpoints (DESIGN §10)."""
     __tablename__ = "signing_key"
+    __table_args__ = (CheckConstraint("(purpose = 'entry' AND region IS NOT NULL) OR "
+                                      "(purpose = 'log' AND region IS NULL)", name="signing_key_purpose"),)
     key_id: str = Field(primary_key=True, max_length=64)
     # The key's name in signed notes (checkpoints); fixed when the key is made.
     note_name: str = Field(max_length=200)
     # No foreign key: a region's first ledger entry is signed by its key, so the
     # key exists before the region row does.
-    region: str = Field(max_length=8, index=True)
+    region: Optional[str] = Field(default=None, max_length=8, index=True)
+    purpose: str = Field(default="entry", max_length=8, sa_column_kwargs={"server_default": "entry"})
     public_key: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
     valid_from: str = Field(max_length=40)
     valid_until: Optional[str] = Field(default=None, max_length=40)
+
+
+class WitnessStatus(SQLModel, table=True):
+    """What the publisher last heard from each witness of VOUCHERS_WITNESSES:
+    the size it last cosigned (the `old` of the next add-checkpoint) and the
+    last failure, shared by every worker for /ledger/witnesses and metrics."""
+    __tablename__ = "witness_status"
+    name: str = Field(primary_key=True, max_length=200)
+    vkey: str = Field(max_length=300)
+    cosigned_size: Optional[int] = Field(default=None, sa_type=BigInteger)
+    cosigned_at: Optional[str] = Field(default=None, max_length=40)
+    attempted_at: Optional[str] = Field(default=None, max_length=40)
+    error: Optional[str] = Field(default=None, max_length=500)

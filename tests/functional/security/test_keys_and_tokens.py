@@ -41,7 +41,7 @@ def test_the_startup_check_opens_every_active_key_or_says_why(databases, empty_d
     url = databases.clone()
     try:
         good = create_app(make_config(url, databases.keys_dir))
-        assert security.check_signing_keys(good) == 3
+        assert security.check_signing_keys(good) == 4  # three regions' keys and the log key
         dispose(good)
         wrong = create_app(make_config(url, databases.keys_dir) | {"VOUCHERS_KEY_PASSPHRASE": "not-the-one"})
         with pytest.raises(security.StartupError) as caught:

@@ -51,6 +51,7 @@ type config struct {
 
 type publishedKey struct {
 	KeyID      string  `json:"key_id"`
+	Purpose    string  `json:"purpose"`
 	Region     string  `json:"region"`
 	NoteName   string  `json:"note_name"`
 	NoteKey    string  `json:"note_key"`
@@ -131,12 +132,11 @@ func run(cfg *config) (string, error) {
 	if keys.Origin == "" {
 		return "", errors.New("keys: no origin")
 	}
-	var verifiers, everyVerifier []note.Verifier
+	var verifiers, everyVerifier, logVerifiers []note.Verifier
 	activeByRegion := map[string][]note.Verifier{}
 	everyByRegion := map[string][]note.Verifier{}
 	allRegions := map[string]bool{}
 	for _, k := range keys.Keys {
-		allRegions[k.Region] = true
 		v, err := note.NewVerifier(k.NoteKey)
 		if err != nil {
 			return "", fmt.Errorf("keys: note.NewVerifier(%q) for %s: %v", k.NoteKey, k.KeyID, err)
@@ -144,6 +144,17 @@ func run(cfg *config) (string, error) {
 		if v.Name() != k.NoteName {
 			return "", fmt.Errorf("keys: %s: verifier name %q differs from note_name %q", k.KeyID, v.Name(), k.NoteName)
 		}
+		if k.Purpose == "log" {
+			// The operator's log key signs checkpoints (DESIGN §10); witnesses'
+			// cosignatures beside it are signatures of another type, which
+			// note.Open leaves unverified.
+			if v.Name() != keys.Origin {
+				return "", fmt.Errorf("keys: log key %s is named %q, not the origin %q", k.KeyID, v.Name(), keys.Origin)
+			}
+			logVerifiers = append(logVerifiers, v)
+			continue
+		}
+		allRegions[k.Region] = true
 		everyVerifier = append(everyVerifier, v)
 		everyByRegion[k.Region] = append(everyByRegion[k.Region], v)
 		if k.ValidUntil == nil { // a retired key no longer signs new checkpoints
@@ -166,7 +177,7 @@ func run(cfg *config) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cp, err := openCheckpoint(cpRaw, verifiers, activeByRegion, regions, keys.Origin)
+	cp, err := openCheckpoint(cpRaw, logVerifiers, verifiers, activeByRegion, regions, keys.Origin)
 	if err != nil {
 		return "", fmt.Errorf("checkpoint: %v", err)
 	}
@@ -195,8 +206,8 @@ func run(cfg *config) (string, error) {
 		return "", fmt.Errorf("root mismatch: tlog computes %s over the first %d export lines, the checkpoint signs %s",
 			root, cp.Size, cp.Root)
 	}
-	summary := fmt.Sprintf("checkpoint %q size %d root %s cosigned by %s; tlog.TreeHash of the export matches",
-		cp.Origin, cp.Size, cp.Root, strings.Join(regions, ", "))
+	summary := fmt.Sprintf("checkpoint %q size %d root %s %s (entries of regions %s); tlog.TreeHash of the export matches",
+		cp.Origin, cp.Size, cp.Root, signedBy(logVerifiers, regions), strings.Join(regions, ", "))
 
 	// An earlier checkpoint: signed by the regions and a prefix of this tree.
 	var old *checkpoint
@@ -206,7 +217,7 @@ func run(cfg *config) (string, error) {
 			return "", err
 		}
 		// Signed by the keys of its time: current or since retired.
-		if old, err = openCheckpoint(raw, everyVerifier, everyByRegion, regions, keys.Origin); err != nil {
+		if old, err = openCheckpoint(raw, logVerifiers, everyVerifier, everyByRegion, regions, keys.Origin); err != nil {
 			return "", fmt.Errorf("old checkpoint: %v", err)
 		}
 		if old.Size > cp.Size {
@@ -242,7 +253,7 @@ func run(cfg *config) (string, error) {
 	if cfg.token != "" {
 		receipts := uniqueInRange([]int64{0, cp.Size / 2, cp.Size - 1}, 0, cp.Size-1)
 		for _, seq := range receipts {
-			if err := cfg.checkReceipt(lines, seq, verifiers, activeByRegion, regions, keys.Origin); err != nil {
+			if err := cfg.checkReceipt(lines, seq, logVerifiers, verifiers, activeByRegion, regions, keys.Origin); err != nil {
 				return "", fmt.Errorf("receipt %d: %v", seq, err)
 			}
 		}
@@ -281,10 +292,26 @@ func treeHash(n int64, storage memoryHashes) (tlog.Hash, error) {
 	return h, nil
 }
 
-// openCheckpoint opens a signed checkpoint with note.Open, requires a valid
-// signature by an active key of every region, and parses its text.
-func openCheckpoint(raw []byte, verifiers []note.Verifier, activeByRegion map[string][]note.Verifier,
+func signedBy(logVerifiers []note.Verifier, regions []string) string {
+	if len(logVerifiers) > 0 {
+		return "signed by the log key " + logVerifiers[0].Name()
+	}
+	return "cosigned by " + strings.Join(regions, ", ")
+}
+
+// openCheckpoint opens a signed checkpoint with note.Open and parses its text.
+// Where a log key is published, the checkpoint must carry its valid signature;
+// a deployment from before the log key (none published) had every region's
+// active key cosign instead.
+func openCheckpoint(raw []byte, logVerifiers, verifiers []note.Verifier, activeByRegion map[string][]note.Verifier,
 	regions []string, origin string) (*checkpoint, error) {
+	if len(logVerifiers) > 0 {
+		n, err := note.Open(raw, note.VerifierList(logVerifiers...))
+		if err != nil {
+			return nil, fmt.Errorf("note.Open with the log key: %v", err)
+		}
+		return checkedCheckpoint(n.Text, origin)
+	}
 	n, err := note.Open(raw, note.VerifierList(verifiers...))
 	if err != nil {
 		return nil, fmt.Errorf("note.Open: %v", err)
@@ -305,7 +332,11 @@ func openCheckpoint(raw []byte, verifiers []note.Verifier, activeByRegion map[st
 				region, len(n.Sigs), len(n.UnverifiedSigs))
 		}
 	}
-	cp, err := parseCheckpoint(n.Text)
+	return checkedCheckpoint(n.Text, origin)
+}
+
+func checkedCheckpoint(text, origin string) (*checkpoint, error) {
+	cp, err := parseCheckpoint(text)
 	if err != nil {
 		return nil, err
 	}
@@ -440,7 +471,7 @@ func (cfg *config) checkConsistency(storage memoryHashes, first, second int64, s
 
 const tlogProofHeader = "c2sp.org/tlog-proof@v1"
 
-func (cfg *config) checkReceipt(lines [][]byte, seq int64, verifiers []note.Verifier,
+func (cfg *config) checkReceipt(lines [][]byte, seq int64, logVerifiers, verifiers []note.Verifier,
 	activeByRegion map[string][]note.Verifier, regions []string, origin string) error {
 	raw, err := cfg.get("/receipts/"+strconv.FormatInt(seq, 10), true)
 	if err != nil {
@@ -465,7 +496,7 @@ func (cfg *config) checkReceipt(lines [][]byte, seq int64, verifiers []note.Veri
 	if r.LeafHash != leaf.String() {
 		return fmt.Errorf("leaf_hash %s, tlog.RecordHash gives %s", r.LeafHash, leaf)
 	}
-	cp, err := openCheckpoint([]byte(r.Checkpoint), verifiers, activeByRegion, regions, origin)
+	cp, err := openCheckpoint([]byte(r.Checkpoint), logVerifiers, verifiers, activeByRegion, regions, origin)
 	if err != nil {
 		return fmt.Errorf("checkpoint: %v", err)
 	}
