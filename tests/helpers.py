@@ -173,9 +173,9 @@ def adopt_catalogue_change(actors, method: str, path: str, body: dict | None = N
 def publish(app, witnesses=None):
     """One round of the background publisher, now: sign the tree if it grew and
     ask the witnesses (none unless given). Returns the published checkpoint row."""
-    from voucher_service.journal.publisher import publish_once
+    from voucher_service.journal.publisher import publish_round
     with app.app_context():
-        return publish_once(get_engine(), app.extensions["vouchers_keyring"], app.config["VOUCHERS_LEDGER_ORIGIN"],
+        return publish_round(get_engine(), app.extensions["vouchers_keyring"], app.config["VOUCHERS_LEDGER_ORIGIN"],
                             app.extensions["vouchers_witnesses"] if witnesses is None else witnesses,
                             timeout_s=app.config["VOUCHERS_WITNESS_TIMEOUT_S"])
 

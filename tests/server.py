@@ -24,8 +24,8 @@ def server_env(database_url: str, keys_dir: str, **settings) -> dict:
 
 
 class Server(GunicornProcess):
-    def __init__(self, database_url: str, keys_dir: str, log_path: str, workers: int = 4):
-        super().__init__("wsgi:app", server_env(database_url, keys_dir), workers, log_path, bin_dir=BIN)
+    def __init__(self, database_url: str, keys_dir: str, log_path: str, workers: int = 4, **settings):
+        super().__init__("wsgi:app", server_env(database_url, keys_dir, **settings), workers, log_path, bin_dir=BIN)
         self.client = ApiClient(self.base, timeout_s=REQUEST_TIMEOUT_S)
 
     def start(self) -> "Server":

@@ -17,7 +17,7 @@ from voucher_service.clock import local_date, rfc3339, utc_now
 from voucher_service.db import get_engine, read_only
 from voucher_service.http import auth
 from voucher_service.journal.keys import KeyUnavailable, log_key_record, rotate_region_key
-from voucher_service.journal.publisher import publish_once, sign_checkpoint
+from voucher_service.journal.publisher import publish_round, sign_checkpoint
 from voucher_service.journal.store import LedgerInvariantError
 from voucher_service.journal.tree import witness_report
 from voucher_service.models import Enterprise, Provider, Region, WitnessStatus
@@ -233,7 +233,7 @@ def checkpoint_publish():
         _require_initialised(session)
     witnesses = current_app.extensions["vouchers_witnesses"]
     try:
-        checkpoint = publish_once(engine, current_app.extensions["vouchers_keyring"],
+        checkpoint = publish_round(engine, current_app.extensions["vouchers_keyring"],
                                   config["VOUCHERS_LEDGER_ORIGIN"], witnesses,
                                   timeout_s=config["VOUCHERS_WITNESS_TIMEOUT_S"])
     except (KeyUnavailable, LedgerInvariantError) as exc:

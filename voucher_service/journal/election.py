@@ -28,7 +28,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from voucher_service.journal.publisher import publish_once
+from voucher_service.journal.publisher import publish_round
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class BackgroundPublisher(threading.Thread):
             if not self.lock.held():
                 continue
             try:
-                publish_once(self.engine, self.keyring, self.origin, self.witnesses, timeout_s=self.timeout_s)
+                publish_round(self.engine, self.keyring, self.origin, self.witnesses, timeout_s=self.timeout_s)
             except Exception:  # noqa: BLE001 - keep publishing; the failure is logged and visible in metrics
                 log.exception("checkpoint publisher: publishing failed")
         self.lock.release()

@@ -30,7 +30,7 @@ from voucher_service.journal.tree import check_new_leaves, latest_checkpoint, tr
 from voucher_service.ledger import merkle
 from voucher_service.ledger.cosignature import Cosigner, add_signature_lines, cosignatures
 from voucher_service.ledger.note import Checkpoint, NoteError, key_hash, parse_note, sign_note
-from voucher_service.models import LedgerCheckpoint, WitnessStatus
+from voucher_service.models import LedgerCheckpoint, PublisherStatus, WitnessStatus
 
 log = logging.getLogger(__name__)
 
@@ -266,3 +266,35 @@ def publish_once(engine, keyring, origin: str, witnesses: list[Witness], *,
                  timeout_s: float = DEFAULT_WITNESS_TIMEOUT_S) -> LedgerCheckpoint:
     checkpoint = sign_checkpoint(engine, keyring, origin)
     return collect_cosignatures(engine, checkpoint, witnesses, timeout_s=timeout_s)
+
+
+def publish_round(engine, keyring, origin: str, witnesses: list[Witness], *,
+                  timeout_s: float = DEFAULT_WITNESS_TIMEOUT_S) -> LedgerCheckpoint:
+    """publish_once, with its outcome kept in publisher_status (read by /readyz):
+    a refusal to sign for integrity is kept until a round signs again."""
+    now = rfc3339(utc_now())
+    try:
+        checkpoint = publish_once(engine, keyring, origin, witnesses, timeout_s=timeout_s)
+    except journal.LedgerInvariantError as exc:
+        _record_round(engine, attempted_at=now, integrity_error=str(exc)[:ERROR_CHARS])
+        raise
+    _record_round(engine, attempted_at=now, published_at=now, integrity_error=None)
+    return checkpoint
+
+
+def _record_round(engine, **outcome) -> None:
+    with Session(engine) as session:
+        status = session.get(PublisherStatus, 1) or PublisherStatus(id=1)
+        for name, value in outcome.items():
+            setattr(status, name, value)
+        session.add(status)
+        try:
+            session.commit()
+        except IntegrityError:  # two rounds wrote the first row at once: the other's stands
+            session.rollback()
+
+
+def integrity_refusal(session: Session) -> str | None:
+    """Why the last publishing round refused to sign, if it did."""
+    status = session.get(PublisherStatus, 1)
+    return status.integrity_error if status else None

@@ -14,8 +14,8 @@ from sqlmodel import Session, select
 
 from voucher_service.clock import parse_rfc3339, utc_now
 from voucher_service.journal import store as journal
-from voucher_service.ledger import merkle
-from voucher_service.ledger.entry import SIGNATURE_ALG
+from voucher_service.ledger import merkle, verify_entry_signature
+from voucher_service.ledger.entry import SIGNATURE_ALG, parse_entry
 from voucher_service.ledger.note import TLOG_PROOF_HEADER, verifier_key
 from voucher_service.models import LedgerCheckpoint, LedgerEntry, LedgerHead, SigningKeyRecord, WitnessStatus
 
@@ -91,8 +91,10 @@ LEAF_CHECK_BATCH = 1000
 
 def check_new_leaves(session: Session, start: int, end: int, read) -> None:
     """Entries not yet under any checkpoint must hash to the leaves stored for
-    them: an edited row is refused here, before a checkpoint commits to it
-    (and witnesses refuse it too: they check entries, not only proofs)."""
+    them and carry a valid signature by their region's key: an edited row is
+    refused here, before a checkpoint commits to it, even one whose hashes
+    were rewritten to match (verifying witnesses check the same, and more)."""
+    keys = {record.key_id: record for record in session.exec(select(SigningKeyRecord)).all()}
     while start < end:
         stop = min(end, start + LEAF_CHECK_BATCH)
         rows = session.exec(select(LedgerEntry).where(LedgerEntry.seq >= start, LedgerEntry.seq < stop)
@@ -104,7 +106,20 @@ def check_new_leaves(session: Session, start: int, end: int, read) -> None:
             if merkle.leaf_hash(bytes(row.canonical)) != leaf or bytes(row.leaf_hash) != leaf:
                 raise journal.LedgerInvariantError(
                     f"refusing to sign: entry {row.seq} does not hash to the leaf stored for it")
+            _check_signed(row, keys)
         start = stop
+
+
+def _check_signed(row: LedgerEntry, keys: dict) -> None:
+    try:
+        entry = parse_entry(bytes(row.canonical))
+    except ValueError as exc:
+        raise journal.LedgerInvariantError(f"refusing to sign: entry {row.seq} is not a canonical entry: {exc}") from None
+    key = keys.get((entry.get("sig") or {}).get("key_id"))
+    if (key is None or key.region != entry.get("region") or entry.get("seq") != row.seq
+            or not verify_entry_signature(entry, bytes(key.public_key))):
+        raise journal.LedgerInvariantError(
+            f"refusing to sign: entry {row.seq} is not signed by a key of its region: it was changed after writing")
 
 
 # --- entries and receipts --------------------------------------------------

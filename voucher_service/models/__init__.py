@@ -28,6 +28,7 @@ from voucher_service.models.ledger import (
     LedgerNode,
     LedgerPosting,
     LedgerRef,
+    PublisherStatus,
     SigningKeyRecord,
     WitnessStatus,
 )
@@ -87,6 +88,7 @@ __all__ = [
     "LedgerPosting",
     "LedgerNode",
     "LedgerCheckpoint",
+    "PublisherStatus",
     "SigningKeyRecord",
     "WitnessStatus",
     "ApiToken",

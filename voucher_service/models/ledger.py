@@ -138,3 +138,16 @@ class WitnessStatus(SQLModel, table=True):
     cosigned_at: Optional[str] = Field(default=None, max_length=40)
     attempted_at: Optional[str] = Field(default=None, max_length=40)
     error: Optional[str] = Field(default=None, max_length=500)
+
+
+class PublisherStatus(SQLModel, table=True):
+    """One row: how the background publisher's last round ended. A round that
+    refused to sign because the stored ledger is not what was written (an
+    edited entry, a removed tail) keeps /readyz failing with ledger_integrity
+    until a round signs again."""
+    __tablename__ = "publisher_status"
+    __table_args__ = (CheckConstraint("id = 1", name="publisher_status_single_row"),)
+    id: int = Field(default=1, primary_key=True)
+    attempted_at: Optional[str] = Field(default=None, max_length=40)
+    published_at: Optional[str] = Field(default=None, max_length=40)
+    integrity_error: Optional[str] = Field(default=None, max_length=500)

@@ -9,7 +9,7 @@ was until now, or the operator's one `log` key, which belongs to no region and
 signs checkpoints. `vouchers init` makes the log key on an upgraded database;
 checkpoints stored before then keep their region signatures and stay
 verifiable (docs/ledger.md). witness_status keeps what the publisher last
-heard from each witness.
+heard from each witness, publisher_status how its last round ended.
 """
 import sqlalchemy as sa
 from alembic import op
@@ -53,9 +53,19 @@ def upgrade():
         sa.Column('error', sa.String(length=500), nullable=True),
         sa.PrimaryKeyConstraint('name'),
     )
+    op.create_table(
+        'publisher_status',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('attempted_at', sa.String(length=40), nullable=True),
+        sa.Column('published_at', sa.String(length=40), nullable=True),
+        sa.Column('integrity_error', sa.String(length=500), nullable=True),
+        sa.CheckConstraint('id = 1', name='publisher_status_single_row'),
+        sa.PrimaryKeyConstraint('id'),
+    )
 
 
 def downgrade():
+    op.drop_table('publisher_status')
     op.drop_table('witness_status')
     op.execute("DELETE FROM signing_key WHERE purpose = 'log'")
     with op.batch_alter_table('signing_key', schema=None) as batch_op:
