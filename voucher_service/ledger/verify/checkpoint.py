@@ -111,9 +111,9 @@ def check_signers(signers: list[PublishedKey], keys: KeySet, *, last_ts: str | N
     if log_key is not None:
         return Signed(log_key, cosigned)
     if upgraded_at is not None and last_ts is not None and last_ts >= upgraded_at:
-        fail(f"not signed by the log key: it covers entries from {upgraded_at} on (the newest at {last_ts}), when "
-             f"checkpoints became the log key's, and region keys alone (here {', '.join(cosigned)}) no longer "
-             f"vouch for a checkpoint")
+        fail(f"not signed by the log key, yet it covers entries written since the upgrade to witnessed checkpoints "
+             f"(the log key is valid from {upgraded_at}, the newest entry is of {last_ts}): region keys alone "
+             f"(here {', '.join(cosigned)}) no longer vouch for a checkpoint")
     required = set(keys.active_regions()) if require_active and (upgraded_at is None or last_ts is None) else set()
     if last_ts is not None:
         required |= keys.regions_valid_at(last_ts)
