@@ -21,6 +21,7 @@ needs none of them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from .cosignature import Cosigner, cosignatures
 from .note import Checkpoint, NoteError, Verifier, open_note, parse_note
@@ -28,7 +29,8 @@ from .note import Checkpoint, NoteError, Verifier, open_note, parse_note
 MAX_POLICY_BYTES = 64 << 10       # a policy is a few lines; this bounds what a hostile file costs
 THRESHOLDS = ("all", "any")
 NONE = "none"
-_EXPLAIN_DEPTH = 3                # how many levels of nested groups a failure spells out
+_EXPLAIN_DEPTH = 3                # how many levels of nested groups a failure spells out,
+_EXPLAIN_WIDTH = 3                # and how many failing subgroups of each
 
 
 class PolicyError(ValueError):
@@ -71,8 +73,9 @@ class Policy:
         cosignature on it verifies, once a log key signed it and the quorum is met."""
         checkpoint = self.check_log_signature(note)
         cosigned = self.cosigned(note)
-        if self.quorum is not None and not self._satisfied(cosigned)[self.quorum]:
-            raise PolicyError(f"the quorum {self.quorum} is not met: {self._explain(self.quorum, cosigned)}; "
+        satisfied = self._satisfied(cosigned)
+        if self.quorum is not None and not satisfied[self.quorum]:
+            raise PolicyError(f"the quorum {self.quorum} is not met: {self._explain(self.quorum, satisfied)}; "
                               f"cosigned by {', '.join(cosigned) or 'no witness of the policy'}")
         return checkpoint, cosigned
 
@@ -112,19 +115,19 @@ class Policy:
             done[group.name] = sum(done[m] for m in group.members) >= group.threshold
         return done
 
-    def _explain(self, name: str, cosigned: list[str], depth: int = 0) -> str:
-        if name not in self._groups:
+    def _explain(self, name: str, satisfied: dict[str, bool], depth: int = 0) -> str:
+        group = self._groups.get(name)
+        if group is None:
             return f"witness {name} did not cosign"
-        group, satisfied = self._groups[name], self._satisfied(cosigned)
         have = [m for m in group.members if satisfied[m]]
         why = (f"group {name} needs {group.threshold} of {', '.join(group.members)} and has {len(have)}"
                + (f" ({', '.join(have)})" if have else ""))
-        failing = [m for m in group.members if not satisfied[m] and m in self._groups]
+        failing = [m for m in group.members if not satisfied[m] and m in self._groups][:_EXPLAIN_WIDTH]
         if failing and depth < _EXPLAIN_DEPTH:
-            why += "; " + "; ".join(self._explain(m, cosigned, depth + 1) for m in failing)
+            why += "; " + "; ".join(self._explain(m, satisfied, depth + 1) for m in failing)
         return why
 
-    @property
+    @cached_property
     def _groups(self) -> dict[str, Group]:
         return {g.name: g for g in self.groups}
 

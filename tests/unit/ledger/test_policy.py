@@ -186,6 +186,13 @@ def test_deep_nesting_is_evaluated_without_recursion():
     assert why.startswith("the quorum g2999 is not met: group g2999 needs 1 of g2998") and len(why) < 1000
 
 
+def test_a_wide_failing_group_is_explained_briefly():
+    body = [f"group g{n} all sh ks" for n in range(500)] + [f"group top 1 {' '.join(f'g{n}' for n in range(500))}",
+                                                              "quorum top"]
+    why = refused(policy(*body), cosigned("sh"))
+    assert why.count("group g") == 3 and len(why) < 4000
+
+
 def test_a_single_witness_as_the_quorum():
     p = policy("quorum ext")
     assert p.check(cosigned("ext"))[1] == ["ext"]
