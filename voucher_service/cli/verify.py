@@ -15,6 +15,8 @@ from voucher_service.ledger import verify
 from voucher_service.ledger.verify import documents
 
 _FILE = click.Path(dir_okay=False)  # existence is checked by the verifier: a clean FAILED, exit 1
+_POLICY_HELP = ("a policy file (log, witness, group and quorum lines, docs/ledger.md): the checkpoint must also be "
+                "signed by its log key and cosigned by its quorum of witnesses")
 
 
 def _fail(exc: Exception) -> None:
@@ -32,17 +34,21 @@ def _fail(exc: Exception) -> None:
               help="an earlier checkpoint that the log must extend")
 @click.option("--jobs", type=click.IntRange(min=0), default=1, show_default=True,
               help="check entries in this many processes (0: one per CPU)")
-def verify_command(export, checkpoint_path, keys_path, previous_path, jobs):
+@click.option("--policy", "policy_path", type=_FILE, help=_POLICY_HELP)
+def verify_command(export, checkpoint_path, keys_path, previous_path, jobs, policy_path):
     """Verify a ledger EXPORT (GET /ledger/export, '-' for stdin) offline against a signed checkpoint.
 
     Checks every entry's canonical form, gapless seq, signature and key
     validity at its time, the posting invariants and replayed balances, and
-    that the recomputed Merkle root is the one every region cosigned. With
+    that the recomputed Merkle root is the one the checkpoint signs, signed by
+    the log key (or, for entries from before witnessed checkpoints, by every
+    region). With --policy, the checkpoint must satisfy the policy too. With
     --jobs N the entries are checked in N worker processes: same checks, same
     first failing seq.
     """
     try:
-        summary = verify.verify_export_files(export, checkpoint_path, keys_path, previous_path, jobs=jobs)
+        summary = verify.verify_export_files(export, checkpoint_path, keys_path, previous_path, jobs=jobs,
+                                             policy_path=policy_path)
     except (verify.VerificationError, ValueError, KeyError, TypeError, UnicodeError, OSError) as exc:
         _fail(exc)
     click.echo(summary.text())
@@ -51,11 +57,12 @@ def verify_command(export, checkpoint_path, keys_path, previous_path, jobs):
 @click.command("verify-receipt")
 @click.argument("receipt", type=_FILE)
 @click.option("--keys", "keys_path", required=True, type=_FILE, help="the JSON served by GET /ledger/keys")
-def verify_receipt_command(receipt, keys_path):
+@click.option("--policy", "policy_path", type=_FILE, help=_POLICY_HELP)
+def verify_receipt_command(receipt, keys_path, policy_path):
     """Verify a RECEIPT (GET /ledger/receipts/{seq}) offline: the entry's signature, its inclusion
-    proof and the checkpoint cosigned by every region."""
+    proof and the signed checkpoint; with --policy, the checkpoint's witness quorum too."""
     try:
-        result = verify.verify_receipt_file(receipt, keys_path)
+        result = verify.verify_receipt_file(receipt, keys_path, policy_path)
     except (verify.VerificationError, ValueError, KeyError, TypeError, UnicodeError, OSError) as exc:
         _fail(exc)
     click.echo(verify.receipt_text(result))

@@ -1,8 +1,8 @@
 """The offline verifier: an export, a checkpoint and the public keys, nothing else.
 
     python -m voucher_service.ledger.verify export EXPORT --checkpoint FILE --keys FILE \\
-        [--previous-checkpoint FILE] [--jobs N]
-    python -m voucher_service.ledger.verify receipt FILE --keys FILE
+        [--previous-checkpoint FILE] [--jobs N] [--policy FILE]
+    python -m voucher_service.ledger.verify receipt FILE --keys FILE [--policy FILE]
 
 The files are exactly as served by GET /ledger/export, /ledger/checkpoint,
 /ledger/keys and /ledger/receipts/{seq}. This package needs the standard
@@ -24,13 +24,19 @@ with a non-zero balance, an account back at zero is forgotten):
   balances never take an account outside `treasury:` below zero, and all
   balances sum to zero;
 - the root of the first `size` lines equals the signed checkpoint's root, the
-  checkpoint's origin is the keys' origin, every signature on it is by a
-  published key and verifies, and every region that must cosign has;
+  checkpoint's origin is the keys' origin, every signature on it by a
+  published key verifies (lines by other keys, such as witnesses'
+  cosignatures, are ignored), and the keys that had to sign it did: the log
+  key if it covers an entry from the upgrade to witnessed checkpoints on
+  (the log key's valid_from), otherwise the log key or every region with a
+  key valid at its newest entry (checkpoint.py);
 - given a previous checkpoint, it verifies too and the export's root at its
-  size equals its root, which proves the new tree extends it.
+  size equals its root, which proves the new tree extends it;
+- given a policy (ledger/policy.py), both checkpoints are signed by one of
+  its log keys and cosigned by its quorum of witnesses.
 
 The first failure stops the check and is raised as a VerificationError naming
-the `seq` (or "checkpoint", "previous checkpoint", "keys", "receipt").
+the `seq` (or "checkpoint", "previous checkpoint", "keys", "policy", "receipt").
 
 With `--jobs N` (N > 1; 0 = one per CPU) the per-line checks (UTF-8,
 canonical form, shape, key validity, signature, leaf hash) run in N worker
@@ -48,7 +54,7 @@ the package's interface.
 from __future__ import annotations
 
 from ..entry import TIMESTAMP, TIMESTAMP_FORMAT
-from .checkpoint import check_cosigners, open_checkpoint
+from .checkpoint import Signed, check_policy, check_signers, load_policy_file, open_checkpoint
 from .cli import main, verify_export_files
 from .common import MAX_LINE_BYTES, VerificationError
 from .entries import SIGNATURE_B64, check_entry
@@ -60,8 +66,9 @@ from .replay import Summary, apply_postings, verify_export
 
 __all__ = [
     "CHUNK_BYTES", "MAX_LINE_BYTES", "SIGNATURE_B64", "TIMESTAMP", "TIMESTAMP_FORMAT",
-    "KeySet", "PublishedKey", "Summary", "VerificationError",
-    "apply_postings", "check_cosigners", "check_entry", "cpu_jobs", "load_keys", "load_keys_file", "main",
+    "KeySet", "PublishedKey", "Signed", "Summary", "VerificationError",
+    "apply_postings", "check_entry", "check_policy", "check_signers", "cpu_jobs", "load_keys", "load_keys_file",
+    "load_policy_file", "main",
     "open_checkpoint", "read_json", "read_lines", "read_text", "receipt_text", "verify_export",
     "verify_export_files", "verify_export_parallel", "verify_receipt", "verify_receipt_file",
 ]

@@ -22,6 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import BinaryIO, Iterator
 
 from .. import merkle
+from ..policy import Policy
 from .common import MAX_LINE_BYTES, VerificationError
 from .entries import check_line, posting_tuples
 from .keys import KeySet
@@ -132,7 +133,8 @@ def cpu_jobs(jobs: int) -> int:
 
 def verify_export_parallel(handle: BinaryIO, path: str | None, checkpoint_note: str, keys: KeySet,
                            previous_checkpoint_note: str | None = None, *, jobs: int = 2,
-                           chunk_bytes: int = CHUNK_BYTES, start_method: str | None = None) -> Summary:
+                           chunk_bytes: int = CHUNK_BYTES, start_method: str | None = None,
+                           policy: Policy | None = None) -> Summary:
     """verify_export, with the per-line checks in `jobs` worker processes.
 
     `handle` is read here, once, to cut the export into chunks at line
@@ -148,7 +150,7 @@ def verify_export_parallel(handle: BinaryIO, path: str | None, checkpoint_note: 
     """
     if chunk_bytes < 1:
         raise ValueError("chunk_bytes must be positive")
-    replay = Replay(checkpoint_note, keys, previous_checkpoint_note)
+    replay = Replay(checkpoint_note, keys, previous_checkpoint_note, policy)
     context = _pool_context(start_method)
     stop_workers = context.Event()
     failure: VerificationError | None = None

@@ -1,10 +1,13 @@
 """Receipts (GET /ledger/receipts/{seq}): one entry, its inclusion proof, and
-the cosigned checkpoint it leads to, also as a c2sp.org/tlog-proof."""
+the cosigned checkpoint it leads to (its note includes the witnesses'
+cosignature lines), also as a c2sp.org/tlog-proof that ends with the same
+note. With a policy, that checkpoint must satisfy it."""
 from __future__ import annotations
 
 from .. import merkle
 from ..note import TLOG_PROOF_HEADER
-from .checkpoint import check_cosigners, open_checkpoint
+from ..policy import Policy
+from .checkpoint import Signed, check_policy, check_signers, load_policy_file, open_checkpoint
 from .common import DECIMAL, VerificationError, b64, show, strict_b64
 from .entries import check_entry
 from .files import read_json
@@ -15,8 +18,9 @@ RECEIPT_FIELDS = {"entry": str, "leaf_index": int, "leaf_hash": str, "tree_size"
                   "checkpoint": str, "tlog_proof": str}
 
 
-def verify_receipt(receipt: dict, keys: KeySet) -> dict:
-    """Verify a receipt from GET /ledger/receipts/{seq}; returns what it proves."""
+def verify_receipt(receipt: dict, keys: KeySet, policy: Policy | None = None) -> dict:
+    """Verify a receipt from GET /ledger/receipts/{seq} (and, given a policy, that its
+    checkpoint satisfies it); returns what it proves."""
     def fail(why):
         raise VerificationError(why, where="receipt")
 
@@ -57,12 +61,16 @@ def verify_receipt(receipt: dict, keys: KeySet) -> dict:
         raise VerificationError(f"the inclusion proof does not lead from the entry to the checkpoint's root "
                                 f"(tree of size {size})", seq=index)
     # The checkpoint was signed after this entry was written: no signer may
-    # have been retired by then, and every region active then must sign.
-    cosigned = check_cosigners(signers, keys, last_ts=entry["ts"], require_active=True)
+    # have been retired by then, and the keys that had to sign for an entry
+    # of that time did. (The checkpoint's newest entry is not in a receipt:
+    # the entry's time is the one known bound.)
+    signed = check_signers(signers, keys, last_ts=entry["ts"], require_active=True)
+    witnesses = check_policy(policy, receipt["checkpoint"]) if policy is not None else None
     _check_tlog_proof(receipt["tlog_proof"], index, hashes, receipt["checkpoint"], fail)
     return {"ok": True, "seq": index, "kind": entry["kind"], "region": entry["region"], "ts": entry["ts"],
             "key_id": entry["sig"]["key_id"], "leaf_hash": b64(leaf), "tree_size": size,
-            "root": b64(checkpoint.root_hash), "cosigned_by": cosigned}
+            "root": b64(checkpoint.root_hash), "cosigned_by": list(signed.regions), "log_key": signed.log_key,
+            "witnesses": None if witnesses is None else list(witnesses)}
 
 
 def _check_tlog_proof(text: str, index: int, hashes: list[bytes], checkpoint_note: str, fail) -> None:
@@ -87,11 +95,15 @@ def _check_tlog_proof(text: str, index: int, hashes: list[bytes], checkpoint_not
 
 
 def receipt_text(result: dict) -> str:
+    witnesses = result.get("witnesses")
+    signed = Signed(result.get("log_key"), tuple(result["cosigned_by"]),
+                    None if witnesses is None else tuple(witnesses))
     return (f"ok: entry {result['seq']} ({result['kind']}, region {result['region']}, {result['ts']}) is signed by "
             f"{result['key_id']} and included in the tree of size {result['tree_size']}, root {result['root']}, "
-            f"cosigned by {', '.join(result['cosigned_by'])}")
+            f"{signed.text()}")
 
 
-def verify_receipt_file(receipt_path: str, keys_path: str) -> dict:
+def verify_receipt_file(receipt_path: str, keys_path: str, policy_path: str | None = None) -> dict:
     keys = load_keys_file(keys_path)
-    return verify_receipt(read_json(receipt_path, "receipt"), keys)
+    policy = load_policy_file(policy_path) if policy_path else None
+    return verify_receipt(read_json(receipt_path, "receipt"), keys, policy)

@@ -14,7 +14,8 @@ from typing import Iterable
 
 from .. import merkle
 from ..accounts import TREASURY_PREFIX, may_go_negative
-from .checkpoint import check_cosigners, open_checkpoint
+from ..policy import Policy
+from .checkpoint import Signed, check_policy, check_signers, open_checkpoint
 from .common import VerificationError, b64
 from .entries import check_line, line_bytes, posting_tuples
 from .keys import KeySet
@@ -53,13 +54,15 @@ class Summary:
     cosigned_by: tuple[str, ...]  # regions whose signature on the checkpoint verified
     accounts: int                # accounts with a non-zero balance after the replay (they sum to zero)
     previous_size: int | None = None
+    log_key: str | None = None   # the key id of the log key whose signature on the checkpoint verified
+    witnesses: tuple[str, ...] | None = None  # with a policy: the witnesses that cosigned the checkpoint
 
     def text(self) -> str:
+        signed = Signed(self.log_key, self.cosigned_by, self.witnesses)
         parts = [f"ok: {self.entries} entries verified (canonical, gapless seq, signatures and key validity, "
                  f"postings replayed: none negative outside treasury, sum zero, {self.accounts} accounts with a "
                  f"non-zero balance)",
-                 f"checkpoint of size {self.checkpoint_size}, root {self.root}, cosigned by "
-                 f"{', '.join(self.cosigned_by)}"]
+                 f"checkpoint of size {self.checkpoint_size}, root {self.root}, {signed.text()}"]
         if self.previous_size is not None:
             parts.append(f"extends the previous checkpoint of size {self.previous_size}")
         return "; ".join(parts)
@@ -93,15 +96,23 @@ class RunningTree:
 
 class Replay:
     """What needs the entries in seq order: balances, the running tree, and the
-    roots and last timestamps at the checkpoints' sizes; then the final checks."""
+    roots and last timestamps at the checkpoints' sizes; then the final checks.
 
-    def __init__(self, checkpoint_note: str, keys: KeySet, previous_checkpoint_note: str | None):
+    The signatures and a policy are checked before any entry is read (a
+    checkpoint that cannot pass fails at once); which keys had to sign
+    depends on the entries' times, so that is checked at the end."""
+
+    def __init__(self, checkpoint_note: str, keys: KeySet, previous_checkpoint_note: str | None,
+                 policy: Policy | None = None):
         self.keys = keys
         self.checkpoint, self.signers = open_checkpoint(checkpoint_note, keys)
+        self.witnesses = check_policy(policy, checkpoint_note) if policy is not None else None
         self.previous = self.previous_signers = None
         if previous_checkpoint_note is not None:
             self.previous, self.previous_signers = open_checkpoint(previous_checkpoint_note, keys,
                                                                    where="previous checkpoint")
+            if policy is not None:
+                check_policy(policy, previous_checkpoint_note, where="previous checkpoint")
             if self.previous.size > self.checkpoint.size:
                 raise VerificationError(f"its size {self.previous.size} is larger than the checkpoint's "
                                         f"{self.checkpoint.size}: the log would have shrunk",
@@ -145,28 +156,30 @@ class Replay:
             raise VerificationError(
                 f"the root of the first {checkpoint.size} entries is {b64(roots[checkpoint.size])}, the signed "
                 f"checkpoint says {b64(checkpoint.root_hash)}", where="checkpoint")
-        cosigned = check_cosigners(self.signers, self.keys, last_ts=self.last_ts.get(checkpoint.size),
-                                   require_active=True)
+        signed = check_signers(self.signers, self.keys, last_ts=self.last_ts.get(checkpoint.size),
+                               require_active=True)
         if previous is not None:
             if roots[previous.size] != previous.root_hash:
                 raise VerificationError(
                     f"the export's root at size {previous.size} is {b64(roots[previous.size])}, the previous "
                     f"checkpoint says {b64(previous.root_hash)}: the new tree does not extend it",
                     where="previous checkpoint")
-            check_cosigners(self.previous_signers, self.keys, last_ts=self.last_ts.get(previous.size),
-                            require_active=False, where="previous checkpoint")
+            check_signers(self.previous_signers, self.keys, last_ts=self.last_ts.get(previous.size),
+                          require_active=False, where="previous checkpoint")
         total = sum(self.balances.values())
         if total != 0:  # cannot happen with two-sided postings; checked because DESIGN §3 promises it
             raise VerificationError(f"balances sum to {total} fen, not zero")
         return Summary(entries=self.tree.size, checkpoint_size=checkpoint.size, root=b64(checkpoint.root_hash),
-                       cosigned_by=tuple(cosigned), accounts=len(self.balances),
-                       previous_size=previous.size if previous else None)
+                       cosigned_by=signed.regions, accounts=len(self.balances),
+                       previous_size=previous.size if previous else None, log_key=signed.log_key,
+                       witnesses=self.witnesses)
 
 
 def verify_export(lines: Iterable[bytes], checkpoint_note: str, keys: KeySet,
-                  previous_checkpoint_note: str | None = None) -> Summary:
-    """Verify an export against a signed checkpoint (and optionally a previous one), in this process."""
-    replay = Replay(checkpoint_note, keys, previous_checkpoint_note)
+                  previous_checkpoint_note: str | None = None, *, policy: Policy | None = None) -> Summary:
+    """Verify an export against a signed checkpoint (and optionally a previous one), in this process;
+    with a policy, both checkpoints must also satisfy it."""
+    replay = Replay(checkpoint_note, keys, previous_checkpoint_note, policy)
     for index, line in enumerate(lines):
         line = line_bytes(line)
         entry = check_line(line, index, keys)
