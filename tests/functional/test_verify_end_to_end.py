@@ -13,10 +13,11 @@ from sqlmodel import Session
 from voucher_service.cli.verify import verify_command, verify_receipt_command
 from voucher_service.db import get_engine
 from voucher_service.journal.integrity import check_all
+from voucher_service.journal.store import LedgerInvariantError
 from voucher_service.ledger import merkle
 from voucher_service.ledger.verify import VerificationError, load_keys, main, verify_receipt
 from voucher_service.models import Account, LedgerEntry, LedgerNode
-from helpers import add_evidence
+from helpers import add_evidence, publish
 
 
 def lifecycle(actors, *, amount_fen=1_000_000, key="e2e") -> dict:
@@ -43,6 +44,8 @@ def lifecycle(actors, *, amount_fen=1_000_000, key="e2e") -> dict:
 
 
 def checkpoint_response(app):
+    """What an auditor downloads after the publisher's next round."""
+    publish(app)
     return app.test_client().get("/api/v1/ledger/checkpoint")
 
 
@@ -77,19 +80,20 @@ def test_the_served_files_verify(fresh_app, fresh_actors, tmp_path, capsys):
     out = capsys.readouterr().out
     keys = load_keys(json.loads(Path(files["keys"]).read_text(encoding="utf-8")))
     assert out.startswith(f"ok: {files['size']} entries")
-    assert f"cosigned by {', '.join(sorted(keys.active_regions()))}" in out
+    assert f"signed by the log key {keys.log_keys[0].key_id}" in out
     result = CliRunner().invoke(verify_command, [files["export"], "--checkpoint", files["checkpoint"],
                                                  "--keys", files["keys"]])
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"ok: {files['size']} entries")
 
 
-def test_every_region_with_an_active_key_cosigns(fresh_app, fresh_actors, tmp_path):
+def test_the_checkpoint_is_signed_by_the_log_key_not_by_the_regions(fresh_app, fresh_actors, tmp_path):
     files = fetch(fresh_app, fresh_actors, tmp_path)
     keys = load_keys(json.loads(Path(files["keys"]).read_text(encoding="utf-8")))
     note = Path(files["checkpoint"]).read_text(encoding="utf-8")
     signature_lines = [line for line in note.split("\n\n", 1)[1].splitlines() if line]
-    assert len(signature_lines) == len(keys.active_regions()) >= 3  # seeds run a third region
+    assert len(keys.log_keys) == 1 and len(keys.active_regions()) >= 3  # seeds run a third region
+    assert [line.split(" ")[1] for line in signature_lines] == [keys.origin]  # no witnesses configured here
 
 
 def test_a_previous_checkpoint_is_extended(fresh_app, fresh_actors, tmp_path, capsys):
@@ -121,7 +125,7 @@ def test_a_receipt_for_the_smes_own_entry_verifies(fresh_app, fresh_actors, tmp_
     keys = load_keys(json.loads(Path(files["keys"]).read_text(encoding="utf-8")))
     result = verify_receipt(json.loads(r.data), keys)
     assert result["seq"] == seq and result["kind"] == "voucher.issued"
-    assert result["cosigned_by"] == sorted(keys.active_regions())
+    assert result["log_key"] == keys.log_keys[0].key_id
     assert main(["receipt", str(path), "--keys", files["keys"]]) == 0
     assert f"entry {seq} " in capsys.readouterr().out
     cli = CliRunner().invoke(verify_receipt_command, [str(path), "--keys", files["keys"]])
@@ -176,10 +180,8 @@ def test_an_edited_entry_row_fails_verification_and_is_refused_a_signature(fresh
                                                  "--keys", before["keys"]])
     assert result.exit_code == 1 and f"FAILED at seq {seq}: " in result.output
 
-    r = checkpoint_response(fresh_app)
-    assert 500 <= r.status_code < 600, r.data
-    assert r.mimetype == "application/problem+json"
-    assert "refusing to sign" in r.json["detail"] and str(seq) in r.json["detail"]
+    with pytest.raises(LedgerInvariantError, match=f"refusing to sign: entry {seq} "):
+        publish(fresh_app)
 
 
 def test_an_edited_account_balance_is_not_in_the_export(fresh_app, fresh_actors, tmp_path):
@@ -200,7 +202,7 @@ def test_an_edited_account_balance_is_not_in_the_export(fresh_app, fresh_actors,
 def test_a_rewritten_history_is_refused_a_signature(fresh_app, fresh_actors, tmp_path):
     """Rewrite an entry and its stored Merkle nodes consistently (the stored
     tree now hashes the edited entry): the new tree does not extend the last
-    checkpoint, so the service must refuse to sign, with a 5xx problem."""
+    checkpoint, so the service's publisher must refuse to sign."""
     seq = lifecycle(fresh_actors)["redeemed_seq"]
     fetch(fresh_app, fresh_actors, tmp_path)  # a checkpoint covering seq
     _edit_entry_byte(fresh_app, seq)
@@ -212,10 +214,8 @@ def test_a_rewritten_history_is_refused_a_signature(fresh_app, fresh_actors, tmp
             session.add(node)
             session.commit()
     lifecycle(fresh_actors, key="after", amount_fen=400_000)  # the tree grows: a new checkpoint is due
-    r = checkpoint_response(fresh_app)
-    assert 500 <= r.status_code < 600, r.data
-    assert r.mimetype == "application/problem+json"
-    assert "refusing to sign" in r.json["detail"]
+    with pytest.raises(LedgerInvariantError, match="refusing to sign"):
+        publish(fresh_app)
 
 
 def test_an_edited_entry_row_under_an_old_checkpoint_is_caught_by_auditors(fresh_app, fresh_actors, tmp_path,
@@ -239,7 +239,7 @@ def test_an_edited_entry_row_under_an_old_checkpoint_is_caught_by_auditors(fresh
 
 def test_a_key_rotation_between_checkpoints_verifies(fresh_app, fresh_actors, tmp_path, capsys):
     """Old entries and the old checkpoint stay verifiable with the retired key;
-    new ones need the new key, and the new checkpoint is cosigned with it."""
+    new ones need the new key; checkpoints before and after are the log key's."""
     lifecycle(fresh_actors, key="first")
     before = fetch(fresh_app, fresh_actors, tmp_path, prefix="before-")
     result = fresh_app.test_cli_runner().invoke(args=["keys", "rotate", "--region", "KS"])
