@@ -4,6 +4,7 @@ fork, a rollback and an edited entry each stop it with exit status 1 and the
 evidence on disk."""
 from __future__ import annotations
 
+import base64
 import glob
 import json
 import os
@@ -15,6 +16,7 @@ import pytest
 from tlog_fixture import TLog, TLogServer
 
 from voucher_service.ledger import SigningKey
+from voucher_service.ledger.note import verifier_key
 
 VOUCHERS = os.path.join(os.path.dirname(sys.executable), "vouchers")
 TOKEN = "auditor-test-token"
@@ -176,6 +178,18 @@ def test_a_checkpoint_without_the_log_keys_signature_exits_1(log, server, state)
     done = monitor(server, state)
     assert done.returncode == 1 and "FAILED: signature" in done.stderr, done.stdout + done.stderr
     assert "not signed by the log key" in done.stderr
+
+
+def test_keys_that_contradict_the_pinned_ones_exit_1(log, server, state):
+    consistent(server, state)
+    document = log.keys_json()
+    swapped = SigningKey.generate("KS").public_key_raw
+    record = next(k for k in document["keys"] if k["region"] == "KS")
+    record.update(public_key=base64.b64encode(swapped).decode(), note_key=verifier_key(record["note_name"], swapped))
+    server.keys_document = document
+    done = monitor(server, state)
+    assert done.returncode == 1 and "FAILED: keys" in done.stderr and record["key_id"] in done.stderr
+    assert json.loads(evidence(state, "keys")["served-keys.json"]) == document
 
 
 def test_a_wrong_token_is_not_a_verdict_on_the_log(log, server, state, tmp_path):

@@ -255,6 +255,10 @@ class Monitor:
 
     def _check(self, follower: Follower, kept: str | None, served_keys: dict) -> str:
         try:
+            load_keys(served_keys)
+        except VerificationError as exc:
+            raise Unchecked(f"GET /ledger/keys: {exc.why}") from None
+        try:
             follower.accept_keys(served_keys)
         except VerificationError as exc:
             raise Inconsistent("keys", f"the served keys contradict the trusted ones: {exc.why}") from None

@@ -361,3 +361,25 @@ def test_the_log_key_of_an_upgrade_is_trusted_on_first_use_and_only_the_first():
     other.upgrade()
     assert follower.accept_keys(other.keys_json()) == []
     assert [k.key_id for k in follower.keys.log_keys] == [log.log_key.key_id]
+
+
+_json_values = st.recursive(st.none() | st.booleans() | st.integers(-10, 10) | st.text(max_size=8),
+                            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                         max_size=3), max_leaves=8)
+_rotation_shaped = st.fixed_dictionaries({
+    "kind": st.just("key.rotated"), "region": st.sampled_from(["KS", "GZ", ""]),
+    "ts": st.sampled_from(["2026-03-02T09:00:00.000000Z", "later"]),
+    "sig": st.dictionaries(st.sampled_from(["key_id", "alg", "value"]), _json_values | st.just("KS-0000"), max_size=3),
+    "data": st.dictionaries(st.sampled_from(["retired_key_id", "key_id", "note_key", "valid_from", "endorsement"]),
+                            _json_values, max_size=5),
+}).map(lambda entry: json.dumps(entry).encode())
+
+
+@settings(max_examples=60)
+@given(garbage=st.binary(max_size=120) | _json_values.map(lambda v: json.dumps(v).encode()) | _rotation_shaped)
+def test_any_garbage_line_is_a_verification_error_that_changes_nothing(grown, garbage):
+    log, pinned = grown
+    follower = follower_of(pinned)
+    follower.extend(log.lines[:2])
+    error = refused(follower, [*log.lines[2:4], garbage])
+    assert error.seq == 4
