@@ -15,7 +15,6 @@ process with its own key directory and passphrase.
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -28,7 +27,6 @@ from server import Server
 from sqlmodel import Session, select
 from witness_process import WitnessProcess
 
-from voucher_service.cli.client import ApiClient
 from voucher_service.db import get_engine
 from voucher_service.journal import store as journal
 from voucher_service.journal.keys import KeyRing, log_key_record

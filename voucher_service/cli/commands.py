@@ -286,4 +286,6 @@ def main() -> None:
     cli.add_command(verify_receipt_command)
     cli.add_command(verify_document_command)
     cli.add_command(verify_statement_command)
+    from voucher_service.cli.monitor import monitor_command
+    cli.add_command(monitor_command)
     cli.main(args=sys.argv[1:], prog_name="vouchers")
