@@ -61,8 +61,8 @@ def note_name(region: str) -> str:
 def published_keys(keys: dict[str, SigningKey]) -> dict:
     """The body of GET /ledger/keys for these keys."""
     return {"origin": ORIGIN, "keys": [
-        {"key_id": key.key_id, "region": region, "alg": "ed25519", "public_key": b64(key.public_key_raw),
-         "note_name": note_name(region), "note_key": verifier_key(note_name(region), key.public_key_raw),
+        {"key_id": key.key_id, "purpose": "entry", "region": region, "alg": "ed25519",
+         "public_key": b64(key.public_key_raw), "note_name": note_name(region), "note_key": verifier_key(note_name(region), key.public_key_raw),
          "valid_from": KEY_VALID_FROM, "valid_until": None}
         for region, key in sorted(keys.items())]}
 

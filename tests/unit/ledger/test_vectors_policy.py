@@ -60,8 +60,7 @@ def test_the_policy_file_is_the_every_region_policy():
 
 def test_the_vectors_extend_the_ledger_vectors():
     assert VECTORS["origin"] == LEDGER["origin"]
-    entry_keys = [{k: v for k, v in key.items() if k != "purpose"} for key in VECTORS["keys"]["keys"]
-                  if key["purpose"] == "entry"]
+    entry_keys = [key for key in VECTORS["keys"]["keys"] if key["purpose"] == "entry"]
     assert entry_keys == LEDGER["keys"]["keys"]
     [log] = [key for key in VECTORS["keys"]["keys"] if key["purpose"] == "log"]
     assert log["region"] is None and log["note_name"] == VECTORS["origin"] and log["key_id"].startswith("log-")
