@@ -117,25 +117,29 @@ def rotate_region_key(session: Session, keyring: "KeyRing", *, region: str, keys
 
     The old key keeps its public half and gets a validity end, so everything it
     signed still verifies; the rotation itself is a ledger entry signed by the
-    new key (valid from the same instant), naming both keys.
+    new key (valid from the same instant), naming both keys and endorsed by the
+    old one (ledger/endorsement.py), so that a verifier who trusts only the
+    first keys can follow the region from key to key.
     """
     from voucher_service.clock import rfc3339, utc_now
     from voucher_service.journal import store as journal
+    from voucher_service.ledger.endorsement import endorse
     from voucher_service.ledger.note import verifier_key
 
     journal.lock_ledger(session)
     old = active_key_record(session, region)
     if old is None:
         raise KeyUnavailable(f"region {region} has no active signing key to rotate")
-    keyring.load(old.key_id)  # the passphrase must open the current key before we replace it
+    old_key = keyring.load(old.key_id)  # the passphrase must open the current key before we replace it
     now_str = rfc3339(utc_now())
     old.valid_until = now_str
     session.add(old)
     session.flush()
     new = create_region_key(session, region=region, keys_dir=keys_dir, passphrase=passphrase, origin=origin,
                             now_str=now_str)
+    data = {"retired_key_id": old.key_id, "key_id": new.key_id,
+            "note_key": verifier_key(new.note_name, bytes(new.public_key)), "valid_from": now_str}
+    data["endorsement"] = endorse(region, data, old.key_id, old_key.sign)
     journal.append(session, keyring.signer_for(session), kind="key.rotated", region=region, actor=actor,
-                   refs={"region": region},
-                   data={"retired_key_id": old.key_id, "key_id": new.key_id,
-                         "note_key": verifier_key(new.note_name, bytes(new.public_key)), "valid_from": now_str})
+                   refs={"region": region}, data=data)
     return old, new

@@ -1,6 +1,7 @@
 """The checks of one export line on its own: its canonical form, its shape,
-its signature, and its key's validity at its `ts`. (Its place in the log, the
-balances and the tree are the replay's, in replay.py.)"""
+its signature, its key's validity at its `ts`, and for a key rotation the rule
+of rotation.py. (Its place in the log, the balances and the tree are the
+replay's, in replay.py.)"""
 from __future__ import annotations
 
 import binascii
@@ -12,6 +13,7 @@ from ..entry import ENTRY_FIELDS, FORMAT_VERSION, POSTING_FIELDS, SIG_FIELDS, SI
 from ..signing import verify_detached
 from .common import MAX_KEYS, MAX_LINE_BYTES, VerificationError, check_string, check_timestamp, show
 from .keys import KeySet
+from .rotation import ROTATION_KIND, check_rotation
 
 # The canonical base64 of 64 bytes: 21 groups of four, then one byte in two
 # characters whose 4 unused bits are zero (A, Q, g or w), then "==". Exactly
@@ -44,6 +46,8 @@ def check_line(line: bytes, index: int, keys: KeySet) -> dict:
         fail(f"not an entry in canonical JSON (RFC 8785): {exc}")
     _check_shape(entry, index, fail)
     _check_signature(entry, line, keys, fail)
+    if entry["kind"] == ROTATION_KIND:
+        check_rotation(entry, keys, fail)
     return entry
 
 

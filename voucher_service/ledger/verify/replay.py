@@ -90,6 +90,22 @@ class RunningTree:
     def root(self) -> bytes:
         return merkle.fold(self._stack) if self._stack else merkle.EMPTY_ROOT
 
+    @property
+    def hashes(self) -> tuple[bytes, ...]:
+        """The stack, largest subtree first: with `size`, all a follower keeps of the tree (follow.py)."""
+        return tuple(self._stack)
+
+    @classmethod
+    def resume(cls, size: int, hashes) -> "RunningTree":
+        """The tree of `size` leaves whose stack is `hashes` (as `hashes` gave them)."""
+        hashes = list(hashes)
+        if size < 0 or len(hashes) != bin(size).count("1") or any(
+                not isinstance(h, bytes) or len(h) != merkle.HASH_SIZE for h in hashes):
+            raise ValueError(f"a tree of size {size} is one 32-byte hash per set bit of its size")
+        tree = cls()
+        tree.size, tree._stack = size, hashes
+        return tree
+
 
 class Replay:
     """What needs the entries in seq order: balances, the running tree, and the
