@@ -242,4 +242,6 @@ def main() -> None:
     cli.add_command(verify_receipt_command)
     cli.add_command(verify_document_command)
     cli.add_command(verify_statement_command)
+    from voucher_service.witness.cli import witness_group  # a region's witness: only its own directory
+    cli.add_command(witness_group)
     cli.main(args=sys.argv[1:], prog_name="vouchers")
