@@ -171,8 +171,8 @@ class WitnessDir:
     def add_log(self, origin: str, log_vkey: str, url: str | None, token: str | None) -> LogConfig:
         """Append `ORIGIN VKEY [URL]` to D/logs and keep the token; refuses a duplicate origin."""
         self.check_initialised()
-        line = " ".join(part for part in (origin, log_vkey, url) if part)
-        parsed_origin, verifier, parsed_url = parse_log_line(line)
+        parsed_origin, verifier, parsed_url = parse_log_line(" ".join(part for part in (origin, log_vkey, url) if part))
+        line = " ".join(part for part in (parsed_origin, log_vkey, parsed_url) if part)
         if token is not None and parsed_url is None:
             raise WitnessSetupError("--token-file is for reading the log's entries: give the log's --url too")
         # flock: two add-log commands at once must not both pass the duplicate check.
