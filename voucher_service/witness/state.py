@@ -100,8 +100,9 @@ class Evidence:
 
 
 class State:
-    def __init__(self, path: str):
+    def __init__(self, path: str, *, max_routine_evidence: int = MAX_ROUTINE_EVIDENCE):
         self.path = path
+        self.max_routine_evidence = max_routine_evidence
 
     @contextmanager
     def _connect(self):
@@ -209,7 +210,7 @@ class State:
                         (evidence.origin, *ROUTINE_KINDS)).fetchone()
                     known = db.execute("SELECT 1 FROM evidence WHERE origin = ? AND kind = ? AND body_sha256 = ?",
                                        (evidence.origin, evidence.kind, digest)).fetchone()
-                    if count >= MAX_ROUTINE_EVIDENCE and known is None:
+                    if count >= self.max_routine_evidence and known is None:
                         db.execute("ROLLBACK")
                         return
                 db.execute(
