@@ -191,10 +191,20 @@ class TLog:
         del self.lines[size:], self.leaves[size:]
 
     def fork(self, at: int) -> "TLog":
-        """Another history: the same keys (the log key too) and the first `at` entries."""
+        """Another history: the first `at` entries, the same log key, and the region keys as they were
+        after entry `at - 1` (a key rotated later is active again in the fork)."""
         other = copy.copy(self)
         other.lines, other.leaves = self.lines[:at], self.leaves[:at]
-        other.region_keys = [copy.copy(k) for k in self.region_keys]
+        cutoff = json.loads(self.lines[at - 1])["ts"] if at else None
+        other.region_keys = []
+        for record in self.region_keys:
+            if cutoff is not None and record.valid_from > cutoff and any(
+                    k.region == record.region and k.valid_from <= cutoff for k in self.region_keys):
+                continue
+            kept = copy.copy(record)
+            if cutoff is not None and kept.valid_until is not None and kept.valid_until > cutoff:
+                kept.valid_until = None
+            other.region_keys.append(kept)
         return other
 
     # --- the tree and checkpoints ---------------------------------------------------------------

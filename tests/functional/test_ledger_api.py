@@ -8,10 +8,13 @@ from sqlmodel import Session, select
 
 from voucher_service.db import get_engine
 from voucher_service.journal.integrity import check_all
-from voucher_service.ledger import merkle
+from voucher_service.ledger import Entry, Posting, SigningKey, merkle, sign_entry
+from voucher_service.ledger.canonical import canonical_bytes
+from voucher_service.ledger.endorsement import check_endorsement, endorse
 from voucher_service.ledger.entry import parse_entry
 from voucher_service.ledger.merkle import node_key
-from voucher_service.ledger.note import Checkpoint, Verifier, open_note, parse_note
+from voucher_service.ledger.note import Checkpoint, Verifier, open_note, parse_note, verifier_key
+from voucher_service.ledger.verify import VerificationError, check_entry, load_keys
 from voucher_service.models import LedgerCheckpoint, LedgerEntry, LedgerNode
 from helpers import add_evidence
 
@@ -221,6 +224,9 @@ def test_key_rotation_keeps_old_signatures_valid(fresh_app, fresh_actors):
     rotation = [e for e in fresh_actors.auditor().get("/ledger/entries?limit=1000").json["items"]
                 if e["kind"] == "key.rotated"]
     assert rotation and rotation[0]["data"]["retired_key_id"] == retired["key_id"]
+    # The retired key endorses its successor, so custody can be followed from the first keys alone.
+    assert rotation[0]["data"]["endorsement"]["key_id"] == retired["key_id"]
+    assert check_endorsement("KS", rotation[0]["data"], b64d(retired["public_key"]))
     # The old checkpoint still opens with the published keys; the new one is signed by the new key.
     open_checkpoint(fresh_app, before)
     _cp, good = open_checkpoint(fresh_app, checkpoint(fresh_app))
@@ -228,6 +234,57 @@ def test_key_rotation_keeps_old_signatures_valid(fresh_app, fresh_actors):
     with fresh_app.app_context(), Session(get_engine()) as session:
         assert check_all(session) == []
     assert fresh_app.test_cli_runner().invoke(args=["keys", "rotate", "--region", "XX"]).exit_code != 0
+
+
+def _resigned(app, entry: dict, data: dict) -> bytes:
+    """The rotation entry with other data, signed again by its own (the new) key: what an operator holding
+    the new key alone could write."""
+    unsigned = Entry(seq=entry["seq"], ts=entry["ts"], kind=entry["kind"], region=entry["region"],
+                     actor=entry["actor"], refs=entry["refs"], data=data,
+                     postings=tuple(Posting(**p) for p in entry["postings"]))
+    return sign_entry(unsigned, app.extensions["vouchers_keyring"].load(entry["sig"]["key_id"]))
+
+
+def _as_upgraded(document: dict, before: str) -> dict:
+    """The keys document as after the upgrade to witnessed checkpoints at `before` (a log key made then)."""
+    if any(k.get("purpose") == "log" for k in document["keys"]):
+        return document
+    log_key = SigningKey.generate("log")
+    raw = log_key.public_key_raw
+    record = {"key_id": log_key.key_id, "region": None, "alg": "ed25519", "public_key": base64.b64encode(raw).decode(),
+              "note_name": document["origin"], "note_key": verifier_key(document["origin"], raw),
+              "valid_from": before, "valid_until": None, "purpose": "log"}
+    return {**document, "keys": [*document["keys"], record]}
+
+
+def test_a_rotation_without_the_retired_keys_endorsement_is_refused_by_the_offline_verifier(fresh_app,
+                                                                                            fresh_actors):
+    """The endorsement is what an auditor relies on, not the new key's own say-so: the service's rotation
+    verifies; the same rotation endorsed by another key, or (after the upgrade) not at all, is refused."""
+    upgraded_at = "2000-01-01T00:00:00.000000Z"
+    assert fresh_app.test_cli_runner().invoke(args=["keys", "rotate", "--region", "KS"]).exit_code == 0
+    entry = next(e for e in fresh_actors.auditor().get("/ledger/entries?limit=1000").json["items"]
+                 if e["kind"] == "key.rotated")
+    published = keys(fresh_app)
+    seq, line = entry["seq"], canonical_bytes(entry)
+    for document in (published, _as_upgraded(published, upgraded_at)):
+        assert check_entry(line, seq, load_keys(document))["kind"] == "key.rotated"
+
+    other_region = next(k["key_id"] for k in published["keys"] if k["region"] == "SH" and not k["valid_until"])
+    by_another = dict(entry["data"], endorsement=endorse(
+        "KS", entry["data"], entry["data"]["retired_key_id"],
+        fresh_app.extensions["vouchers_keyring"].load(other_region).sign))
+    unendorsed = {k: v for k, v in entry["data"].items() if k != "endorsement"}
+    refusals = [(_resigned(fresh_app, entry, by_another), published, "is not a valid signature by the retired key"),
+                (_resigned(fresh_app, entry, unendorsed), _as_upgraded(published, upgraded_at),
+                 "is not endorsed by the retired key")]
+    for resigned, document, why in refusals:
+        with pytest.raises(VerificationError) as raised:
+            check_entry(resigned, seq, load_keys(document))
+        assert raised.value.seq == seq and why in raised.value.why
+    # Before the upgrade, rotations were written without: those still verify (keys without a log key).
+    legacy = {**published, "keys": [k for k in published["keys"] if k.get("purpose", "entry") == "entry"]}
+    check_entry(_resigned(fresh_app, entry, unendorsed), seq, load_keys(legacy))
 
 
 def test_business_timestamps_equal_their_entrys_ts(actors):

@@ -110,7 +110,7 @@ class Follower:
             return check_line(line, index, keys), keys
         except VerificationError:
             peeked = _peek(line)
-            key_id = peeked["sig"]["key_id"] if peeked else None
+            key_id = peeked["sig"].get("key_id") if peeked else None
             if not isinstance(key_id, str) or key_id in keys.by_id:
                 raise
             if peeked["kind"] != ROTATION_KIND:
