@@ -22,9 +22,12 @@ MAX_MODULE_LINES = 420  # "about 400": a module a reader can hold in mind
 # Modules left over the limit, each with the reason; empty when the layout is done.
 OVERSIZED = {}
 # Modules that are neither services nor views: the app factory, configuration,
-# the request-bound session, and the HTTP and command-line layers.
+# the request-bound session, and the HTTP and command-line layers. The witness
+# is not a service of the operator but a region's own program (DESIGN §10): its
+# contract is that it imports nothing of the operator (setup.cfg).
 NOT_SERVICES = ("voucher_service", "voucher_service.config", "voucher_service.db")
-NOT_SERVICE_PACKAGES = ("voucher_service.http", "voucher_service.cli", "voucher_service.ledger")
+NOT_SERVICE_PACKAGES = ("voucher_service.http", "voucher_service.cli", "voucher_service.ledger",
+                        "voucher_service.witness")
 
 
 def modules() -> dict[str, str]:
@@ -57,7 +60,7 @@ def test_the_import_contracts_hold():
     done = subprocess.run([os.path.join(BIN, "lint-imports"), "--no-cache"], cwd=REPO, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "3 kept, 0 broken" in done.stdout
+    assert "4 kept, 0 broken" in done.stdout
 
 
 @pytest.mark.parametrize("contract", ["services-know-no-http", "views-above-services"])

@@ -286,6 +286,8 @@ def main() -> None:
     cli.add_command(verify_receipt_command)
     cli.add_command(verify_document_command)
     cli.add_command(verify_statement_command)
+    from voucher_service.witness.cli import witness_group  # a region's witness: only its own directory
+    cli.add_command(witness_group)
     from voucher_service.cli.monitor import monitor_command
     cli.add_command(monitor_command)
     cli.main(args=sys.argv[1:], prog_name="vouchers")
