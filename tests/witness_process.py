@@ -48,8 +48,9 @@ class Answer:
 
 
 class WitnessProcess:
-    def __init__(self, directory: str, name: str = "witness.test/ks", *, mode: str = "verifying"):
-        self.directory, self.name, self.mode = str(directory), name, mode
+    def __init__(self, directory: str, name: str = "witness.test/ks", *, mode: str = "verifying",
+                 passphrase: str = PASSPHRASE):
+        self.directory, self.name, self.mode, self.passphrase = str(directory), name, mode, passphrase
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         self.log_path = os.path.join(os.path.dirname(self.directory), f"{os.path.basename(self.directory)}.log")
@@ -58,7 +59,7 @@ class WitnessProcess:
     # --- set-up, as the region's administrator does it ------------------------------------------
 
     def init(self) -> "WitnessProcess":
-        done = vouchers("witness", "init", "--dir", self.directory, "--name", self.name)
+        done = vouchers("witness", "init", "--dir", self.directory, "--name", self.name, passphrase=self.passphrase)
         assert done.returncode == 0, done.stdout + done.stderr
         self.vkey = done.stdout.strip().splitlines()[-1]
         return self
@@ -94,7 +95,9 @@ class WitnessProcess:
 
     # --- the process -------------------------------------------------------------------------------
 
-    def launch(self, passphrase: str | None = PASSPHRASE) -> subprocess.Popen:
+    def launch(self, passphrase: str | None = "") -> subprocess.Popen:
+        """`passphrase`: the witness's own unless given (None: none set)."""
+        passphrase = self.passphrase if passphrase == "" else passphrase
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [VOUCHERS, "witness", "serve", "--dir", self.directory, "--bind", f"127.0.0.1:{self.port}",

@@ -58,24 +58,25 @@ class Deployment:
         self.auditor = self.actors.token("auditor")
         with self.app.app_context(), Session(get_engine()) as session:
             record = log_key_record(session)
-            self.log_vkey = self.app.test_client().get("/api/v1/ledger/keys").json["keys"][0]["note_key"]
+            self.log_vkey = next(k["note_key"] for k in self.app.test_client().get("/api/v1/ledger/keys").json["keys"]
+                                 if k["purpose"] == "log")
             assert record.note_name == ORIGIN
-        self.witnesses = {name: WitnessProcess(tmp / name, f"witness.{name}.example", mode=MODES[name])
-                          for name in NAMES}
+        self.witnesses = {name: WitnessProcess(tmp / name, f"witness.{name}.example", mode=MODES[name],
+                                               passphrase=_passphrase(name)) for name in NAMES}
         self.witnesses_file = tmp / "witnesses"
 
     def start(self):
         lines = []
         for name, witness in self.witnesses.items():
-            witness.init_with(_passphrase(name))
+            witness.init()
             lines.append(f"{name} {witness.vkey} http://127.0.0.1:{witness.port}")
         self.witnesses_file.write_text("\n".join(lines) + "\n")
         self.server = Server(self.url, self.databases.keys_dir, str(self.tmp / "server.log"), workers=2,
                              VOUCHERS_WITNESSES=str(self.witnesses_file), VOUCHERS_WITNESS_TIMEOUT_S=5).start()
         self.client = self.server.client
         for name, witness in self.witnesses.items():
-            witness.add_log(ORIGIN, self.log_vkey, self.server.base, self.auditor, passphrase=_passphrase(name))
-            witness.start(passphrase=_passphrase(name))
+            witness.add_log(ORIGIN, self.log_vkey, self.server.base, self.auditor)
+            witness.start()
         return self
 
     def stop(self):
@@ -87,7 +88,7 @@ class Deployment:
         self.databases.drop(self.url)
 
     def issue(self, count: int = 1) -> None:
-        sme, officer = self.actors.token("sme", enterprise="ent-ks-003"), self.actors.token("officer", region="KS")
+        sme, officer = self.actors.token("sme", enterprise_id="ent-ks-003"), self.actors.token("officer", region="KS")
         for _ in range(count):
             application = self.client.api("POST", "/applications", sme, {"amount_fen": 10_000, "purpose": "witnessed"})
             assert application.status == 201, application.raw
@@ -230,11 +231,11 @@ def test_a_witness_killed_while_the_log_grows_resumes_without_cosigning_anything
     during = deployment.wait_until_cosigned(names=("w2", "w3"))
     assert w1.name not in cosignatures(during, deployment.cosigners())
     assert w1.state.latest(ORIGIN) == held, "a dead witness's state does not move"
-    w1.start(passphrase=_passphrase("w1"))
+    w1.start()
     after = deployment.wait_until_cosigned()
     assert int(after.splitlines()[1]) >= int(during.splitlines()[1]) > int(before.splitlines()[1])
     resumed = w1.state.latest(ORIGIN)
-    assert resumed.size == int(after.splitlines()[1]) and resumed.root_hash == Checkpoint.parse(
+    assert resumed.size == int(after.splitlines()[1]) and resumed.root == Checkpoint.parse(
         after[:after.index("\n\n") + 1]).root_hash
 
 
@@ -267,7 +268,7 @@ def test_an_edited_entry_is_refused_by_the_publisher_and_by_the_verifying_witnes
     size = deployment.tree_size()
     with deployment.app.app_context(), Session(get_engine()) as session:
         last = session.get(LedgerEntry, size - 1)
-        edited = bytes(last.canonical).replace(b'"amount_fen":10000', b'"amount_fen":99000')
+        edited = bytes(last.canonical).replace(b'"face_fen":10000', b'"face_fen":99000')
         assert edited != bytes(last.canonical)
         _rewrite_hashes_of(session, size - 1, edited)
 

@@ -4,8 +4,9 @@ from sqlmodel import Session
 
 from voucher_service.db import get_session, read_only
 from voucher_service.http.observability import metrics_response
-from voucher_service.http.problems import problem
+from voucher_service.http.problems import problem, rule_type
 from voucher_service.journal.keys import KeyUnavailable
+from voucher_service.journal.publisher import integrity_refusal
 from voucher_service.journal import tree
 
 blp = Blueprint("health", __name__)
@@ -44,4 +45,9 @@ def readyz():
         return problem(503, "the database is not initialised: run `vouchers init`")
     if not key_ids:
         return problem(503, "no active signing keys: run `vouchers init`")
+    refusal = integrity_refusal(session)
+    if refusal is not None:
+        # The publisher found the stored ledger is not what was written: not
+        # ready, with the ledger_integrity problem, until a round signs again.
+        return problem(503, f"ledger integrity check failed: {refusal}", type_=rule_type("ledger_integrity"))
     return jsonify(status="ready", signing_keys=len(key_ids))

@@ -30,6 +30,7 @@ from voucher_service.journal.tree import check_new_leaves, latest_checkpoint, tr
 from voucher_service.ledger import merkle
 from voucher_service.ledger.cosignature import Cosigner, add_signature_lines, cosignatures
 from voucher_service.ledger.note import Checkpoint, NoteError, key_hash, parse_note, sign_note
+from voucher_service.ledger.tlog_witness import ADD_CHECKPOINT_PATH, SIZE_MEDIA_TYPE, parse_size_body, request_body
 from voucher_service.models import LedgerCheckpoint, PublisherStatus, WitnessStatus
 
 log = logging.getLogger(__name__)
@@ -151,25 +152,12 @@ class WitnessError(Exception):
     pass
 
 
-def request_body(old_size: int, proof: list[bytes], note: str) -> bytes:  # INTERIM until tlog_witness lands
-    import base64
-    return (f"old {old_size}\n" + "".join(base64.b64encode(h).decode() + "\n" for h in proof) + "\n"
-            + note).encode("utf-8")
-
-
-def parse_size_body(body: bytes) -> int:  # INTERIM until tlog_witness lands
-    text = body.decode("ascii")
-    if not text.endswith("\n") or not text[:-1].isdigit():
-        raise ValueError("malformed size body")
-    return int(text[:-1])
-
-
 def _post(witness: Witness, body: bytes, timeout_s: float) -> tuple[int, str, bytes]:
     parsed = urllib.parse.urlsplit(witness.url)
     connection_class = http.client.HTTPSConnection if parsed.scheme == "https" else http.client.HTTPConnection
     connection = connection_class(parsed.hostname, parsed.port, timeout=timeout_s)
     try:
-        connection.request("POST", (parsed.path or "") + "/add-checkpoint", body=body,
+        connection.request("POST", (parsed.path or "") + ADD_CHECKPOINT_PATH, body=body,
                            headers={"Content-Type": "text/plain; charset=utf-8"})
         response = connection.getresponse()
         return response.status, response.getheader("Content-Type", ""), response.read(MAX_RESPONSE_BYTES)
@@ -197,7 +185,7 @@ def request_cosignature(witness: Witness, checkpoint: LedgerCheckpoint, old_size
                 raise WitnessError("answered 200 without a cosignature by its key")
             own = [line for line in lines.split("\n") if line.startswith(f"\u2014 {witness.cosigner.name} ")]
             return checkpoint.size, "\n".join(own) + "\n"
-        if status == 409 and content_type.split(";")[0].strip() == "text/x.tlog.size":
+        if status == 409 and content_type.split(";")[0].strip() == SIZE_MEDIA_TYPE:
             held = parse_size_body(answer)
             if held > checkpoint.size:
                 raise WitnessError(f"it has cosigned a tree of size {held}, larger than our latest checkpoint "
