@@ -22,6 +22,7 @@ import os
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from voucher_service import create_app
+from voucher_service.db import read_only
 from voucher_service.http.security import StartupError, bound_body_reads, check_signing_keys
 from voucher_service.journal.election import BackgroundPublisher, leader_lock
 
@@ -69,4 +70,4 @@ if app.config["VOUCHERS_CHECKPOINT_INTERVAL_S"] > 0:
                         origin=app.config["VOUCHERS_LEDGER_ORIGIN"], witnesses=app.extensions["vouchers_witnesses"],
                         interval_s=app.config["VOUCHERS_CHECKPOINT_INTERVAL_S"],
                         timeout_s=app.config["VOUCHERS_WITNESS_TIMEOUT_S"],
-                        lock=leader_lock(app.config["DATABASE_URL"])).start()
+                        lock=leader_lock(app.config["DATABASE_URL"]), reading=read_only).start()

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, func, select
 
-from voucher_service.db import get_engine
+from voucher_service.db import get_engine, read_only
 from voucher_service.models import Account, LedgerEntry
 from voucher_service.providers.uscc import uscc_check_char, uscc_problem
 
@@ -177,7 +177,7 @@ def publish(app, witnesses=None):
     with app.app_context():
         return publish_round(get_engine(), app.extensions["vouchers_keyring"], app.config["VOUCHERS_LEDGER_ORIGIN"],
                             app.extensions["vouchers_witnesses"] if witnesses is None else witnesses,
-                            timeout_s=app.config["VOUCHERS_WITNESS_TIMEOUT_S"])
+                            timeout_s=app.config["VOUCHERS_WITNESS_TIMEOUT_S"], reading=read_only)
 
 
 def published_checkpoint(app) -> str:

@@ -28,8 +28,8 @@ class Server(GunicornProcess):
         super().__init__("wsgi:app", server_env(database_url, keys_dir, **settings), workers, log_path, bin_dir=BIN)
         self.client = ApiClient(self.base, timeout_s=REQUEST_TIMEOUT_S)
 
-    def start(self) -> "Server":
-        return super().start(timeout_s=STARTUP_TIMEOUT_S)
+    def start(self, ready_path: str = "/readyz") -> "Server":
+        return super().start(ready_path=ready_path, timeout_s=STARTUP_TIMEOUT_S)
 
 
 def fresh_server(databases, directory, workers: int = 2) -> Server:

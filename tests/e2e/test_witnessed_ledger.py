@@ -263,14 +263,23 @@ def _rewrite_hashes_of(session: Session, seq: int, canonical: bytes) -> None:
 
 def test_an_edited_entry_is_refused_by_the_publisher_and_by_the_verifying_witnesses(deployment):
     deployment.wait_until_cosigned()
+    # The edit is made while the service is down, so that its publisher's first look at the new
+    # entry is the edited one (a running publisher may have signed it already; readiness then
+    # notices the stored tree no longer has the signed root: tests/functional/test_ledger_integrity.py).
+    deployment.server.stop()
     held = {name: w.state.latest(ORIGIN).size for name, w in deployment.witnesses.items()}
-    deployment.issue(1)
-    size = deployment.tree_size()
+    application = deployment.actors.sme("ent-ks-003").post("/applications", json={"amount_fen": 10_000,
+                                                                                "purpose": "edited"})
+    assert deployment.actors.officer("KS").post(f"/applications/{application.json['id']}/approve",
+                                                json={}).status_code == 200
     with deployment.app.app_context(), Session(get_engine()) as session:
+        size = journal.lock_ledger(session)
+        session.rollback()
         last = session.get(LedgerEntry, size - 1)
         edited = bytes(last.canonical).replace(b'"face_fen":10000', b'"face_fen":99000')
         assert edited != bytes(last.canonical)
         _rewrite_hashes_of(session, size - 1, edited)
+    deployment.server.start(ready_path="/healthz")
 
     # The service's publisher checks entry signatures before it signs: it refuses, and says so.
     deadline = time.monotonic() + COSIGNED_TIMEOUT_S

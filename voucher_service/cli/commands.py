@@ -235,7 +235,7 @@ def checkpoint_publish():
     try:
         checkpoint = publish_round(engine, current_app.extensions["vouchers_keyring"],
                                   config["VOUCHERS_LEDGER_ORIGIN"], witnesses,
-                                  timeout_s=config["VOUCHERS_WITNESS_TIMEOUT_S"])
+                                  timeout_s=config["VOUCHERS_WITNESS_TIMEOUT_S"], reading=read_only)
     except (KeyUnavailable, LedgerInvariantError) as exc:
         raise click.ClickException(f"cannot publish: {exc}") from None
     click.echo(checkpoint.note, nl=False)

@@ -104,10 +104,10 @@ class BackgroundPublisher(threading.Thread):
     """Publishes every `interval_s` while this process holds the leader lock."""
 
     def __init__(self, engine, keyring, *, origin: str, witnesses, interval_s: float, timeout_s: float,
-                 lock):
+                 lock, reading):
         super().__init__(name="checkpoint-publisher", daemon=True)
         self.engine, self.keyring, self.origin, self.witnesses = engine, keyring, origin, witnesses
-        self.interval_s, self.timeout_s, self.lock = interval_s, timeout_s, lock
+        self.interval_s, self.timeout_s, self.lock, self.reading = interval_s, timeout_s, lock, reading
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -115,7 +115,8 @@ class BackgroundPublisher(threading.Thread):
             if not self.lock.held():
                 continue
             try:
-                publish_round(self.engine, self.keyring, self.origin, self.witnesses, timeout_s=self.timeout_s)
+                publish_round(self.engine, self.keyring, self.origin, self.witnesses, timeout_s=self.timeout_s,
+                              reading=self.reading)
             except Exception:  # noqa: BLE001 - keep publishing; the failure is logged and visible in metrics
                 log.exception("checkpoint publisher: publishing failed")
         self.lock.release()

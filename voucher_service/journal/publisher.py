@@ -5,8 +5,8 @@ Nothing here runs in a request: `publish_once` is called by the background
 publisher (journal/election.py), by `vouchers init` and by `vouchers
 checkpoint publish`. Reading the tree needs no ledger lock: nodes and entries
 below the head never change once written, so the checkpoint is computed in
-a transaction of its own, and the insert of the signed row in another, both
-short. Network calls to witnesses hold no transaction at all.
+a read-only transaction, and only the insert of the signed row is a (short)
+write. Network calls to witnesses hold no transaction at all.
 
 A witness's answer is trusted only as far as its signature: each returned
 line is checked with the witness's vkey (cosignature/v1) before it is added
@@ -18,6 +18,7 @@ import http.client
 import logging
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -95,11 +96,15 @@ def _log_signature_lines(text: str, key, origin: str, public_key_raw: bytes) -> 
     return note[len(text) + 1:]
 
 
-def sign_checkpoint(engine, keyring, origin: str) -> LedgerCheckpoint:
+def sign_checkpoint(engine, keyring, origin: str, *, reading=nullcontext) -> LedgerCheckpoint:
     """The latest checkpoint, signed by the log key, after signing the current
     tree if it grew. Refuses (LedgerInvariantError) to sign a tree that does
-    not extend the last checkpoint: a removed tail or an edited entry."""
-    with Session(engine, expire_on_commit=False) as session:
+    not extend the last checkpoint: a removed tail or an edited entry.
+
+    `reading()` wraps the transactions that only read (the caller passes
+    db.read_only, so that on SQLite checking a round's new entries never
+    holds the write lock that writers wait for)."""
+    with reading(), Session(engine, expire_on_commit=False) as session:
         record = log_key_record(session)
         if record is None:
             raise KeyUnavailable("there is no log key: run `vouchers init`")
@@ -149,7 +154,13 @@ def sign_checkpoint(engine, keyring, origin: str) -> LedgerCheckpoint:
 # --- cosigning -------------------------------------------------------------------
 
 class WitnessError(Exception):
-    pass
+    """No cosignature. `refused`: the witness answered and said no (asking
+    again about the same checkpoint would only add to its evidence), as
+    opposed to no answer at all (asked again next round)."""
+
+    def __init__(self, why: str, *, refused: bool = True):
+        super().__init__(why)
+        self.refused = refused
 
 
 def _post(witness: Witness, body: bytes, timeout_s: float) -> tuple[int, str, bytes]:
@@ -162,7 +173,7 @@ def _post(witness: Witness, body: bytes, timeout_s: float) -> tuple[int, str, by
         response = connection.getresponse()
         return response.status, response.getheader("Content-Type", ""), response.read(MAX_RESPONSE_BYTES)
     except (OSError, http.client.HTTPException) as exc:
-        raise WitnessError(f"no answer from {witness.url}: {type(exc).__name__}: {exc}") from None
+        raise WitnessError(f"no answer from {witness.url}: {type(exc).__name__}: {exc}", refused=False) from None
     finally:
         connection.close()
 
@@ -194,7 +205,8 @@ def request_cosignature(witness: Witness, checkpoint: LedgerCheckpoint, old_size
                 break
             old_size = held
             continue
-        raise WitnessError(f"refused with {status}: {answer[:200].decode('utf-8', 'replace').strip()}")
+        raise WitnessError(f"refused with {status}: {answer[:200].decode('utf-8', 'replace').strip()}",
+                           refused=status < 500)
     raise WitnessError(f"refused with 409 at old size {old_size}: the tree it holds has another root (a fork)")
 
 
@@ -206,19 +218,21 @@ def _has_cosignature(note: str, witness: Witness) -> bool:
 
 
 def collect_cosignatures(engine, checkpoint: LedgerCheckpoint, witnesses: list[Witness], *,
-                         timeout_s: float = DEFAULT_WITNESS_TIMEOUT_S) -> LedgerCheckpoint:
+                         timeout_s: float = DEFAULT_WITNESS_TIMEOUT_S, reading=nullcontext) -> LedgerCheckpoint:
     """Ask, in parallel, every witness that has not cosigned `checkpoint`;
     store what they sign and how each answered."""
-    with Session(engine) as session:
-        held = {s.name: s.cosigned_size for s in session.exec(select(WitnessStatus)).all()}
-    pending = [w for w in witnesses if not _has_cosignature(checkpoint.note, w)]
+    with reading(), Session(engine) as session:
+        statuses = {s.name: (s.cosigned_size, s.refused_size) for s in session.exec(select(WitnessStatus)).all()}
+    held = {name: cosigned for name, (cosigned, _refused) in statuses.items()}
+    pending = [w for w in witnesses if not _has_cosignature(checkpoint.note, w)
+               and statuses.get(w.name, (None, None))[1] != checkpoint.size]
     if not pending:
         return checkpoint
 
     def proof_for(old: int, new: int) -> list[bytes]:
         if old == 0 or old == new:
             return []
-        with Session(engine) as session:
+        with reading(), Session(engine) as session:
             return merkle.consistency_proof(old, new, journal.node_reader(session))
 
     def ask(witness: Witness):
@@ -226,19 +240,22 @@ def collect_cosignatures(engine, checkpoint: LedgerCheckpoint, witnesses: list[W
         if old > checkpoint.size:
             old = 0  # its answer (409) says what it holds
         try:
-            return witness, request_cosignature(witness, checkpoint, old, proof_for, timeout_s), None
-        except (WitnessError, ValueError, journal.LedgerInvariantError) as exc:
-            return witness, None, str(exc)[:ERROR_CHARS]
+            return witness, request_cosignature(witness, checkpoint, old, proof_for, timeout_s), None, False
+        except WitnessError as exc:
+            return witness, None, str(exc)[:ERROR_CHARS], exc.refused
+        except (ValueError, journal.LedgerInvariantError) as exc:
+            return witness, None, str(exc)[:ERROR_CHARS], False
 
     with ThreadPoolExecutor(max_workers=len(pending)) as pool:
         results = list(pool.map(ask, pending))
     now = rfc3339(utc_now())
     with Session(engine, expire_on_commit=False) as session:
         row = session.get(LedgerCheckpoint, checkpoint.size)
-        for witness, answer, error in results:
+        for witness, answer, error, refused in results:
             status = session.get(WitnessStatus, witness.name) or WitnessStatus(name=witness.name,
                                                                               vkey=witness.cosigner.vkey)
             status.vkey, status.attempted_at, status.error = witness.cosigner.vkey, now, error
+            status.refused_size = checkpoint.size if refused else None
             if answer is not None:
                 row.note = add_signature_lines(row.note, answer[1])
                 status.cosigned_size, status.cosigned_at = answer[0], now
@@ -251,18 +268,18 @@ def collect_cosignatures(engine, checkpoint: LedgerCheckpoint, witnesses: list[W
 
 
 def publish_once(engine, keyring, origin: str, witnesses: list[Witness], *,
-                 timeout_s: float = DEFAULT_WITNESS_TIMEOUT_S) -> LedgerCheckpoint:
-    checkpoint = sign_checkpoint(engine, keyring, origin)
-    return collect_cosignatures(engine, checkpoint, witnesses, timeout_s=timeout_s)
+                 timeout_s: float = DEFAULT_WITNESS_TIMEOUT_S, reading=nullcontext) -> LedgerCheckpoint:
+    checkpoint = sign_checkpoint(engine, keyring, origin, reading=reading)
+    return collect_cosignatures(engine, checkpoint, witnesses, timeout_s=timeout_s, reading=reading)
 
 
 def publish_round(engine, keyring, origin: str, witnesses: list[Witness], *,
-                  timeout_s: float = DEFAULT_WITNESS_TIMEOUT_S) -> LedgerCheckpoint:
+                  timeout_s: float = DEFAULT_WITNESS_TIMEOUT_S, reading=nullcontext) -> LedgerCheckpoint:
     """publish_once, with its outcome kept in publisher_status (read by /readyz):
     a refusal to sign for integrity is kept until a round signs again."""
     now = rfc3339(utc_now())
     try:
-        checkpoint = publish_once(engine, keyring, origin, witnesses, timeout_s=timeout_s)
+        checkpoint = publish_once(engine, keyring, origin, witnesses, timeout_s=timeout_s, reading=reading)
     except journal.LedgerInvariantError as exc:
         _record_round(engine, attempted_at=now, integrity_error=str(exc)[:ERROR_CHARS])
         raise

@@ -138,6 +138,9 @@ class WitnessStatus(SQLModel, table=True):
     cosigned_at: Optional[str] = Field(default=None, max_length=40)
     attempted_at: Optional[str] = Field(default=None, max_length=40)
     error: Optional[str] = Field(default=None, max_length=500)
+    # The checkpoint size it refused (it answered, and said no): not asked
+    # about that checkpoint again, only about the next one.
+    refused_size: Optional[int] = Field(default=None, sa_type=BigInteger)
 
 
 class PublisherStatus(SQLModel, table=True):

@@ -51,6 +51,7 @@ def upgrade():
         sa.Column('cosigned_at', sa.String(length=40), nullable=True),
         sa.Column('attempted_at', sa.String(length=40), nullable=True),
         sa.Column('error', sa.String(length=500), nullable=True),
+        sa.Column('refused_size', sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint('name'),
     )
     op.create_table(
