@@ -25,6 +25,8 @@ from helpers import add_evidence_over_http
 from helpers import wait_for_checkpoint
 from server import gunicorn_server as server  # noqa: F401 (the module's fixture)
 from voucher_service.cli.client import ApiClient
+from voucher_service.ledger import SigningKey
+from voucher_service.ledger.cosignature import cosign
 
 
 GO = shutil.which("go")
@@ -257,3 +259,19 @@ def test_a_checkpoint_without_the_log_signature_is_rejected(checktlog, ledger):
     result = _check(checktlog, *_args(files))
     assert result.returncode == 1, result.stdout + result.stderr
     assert "note.Open with the log key" in result.stderr, result.stderr
+
+
+def test_a_checkpoint_with_witness_cosignatures_still_opens_with_stock_tooling(checktlog, ledger):
+    """Witnesses' cosignature/v1 lines sit beside the log key's signature; Go's
+    note.Open leaves signatures of keys it was not given unverified, so the
+    log signature of a published, cosigned checkpoint verifies unchanged."""
+    files = _offline_copies(ledger)
+    note = files["checkpoint"].read_text(encoding="utf-8")
+    text = note[:note.index("\n\n") + 1]
+    for number in range(3):
+        witness = SigningKey.generate(f"w{number}")
+        note += cosign(text, f"witness{number}.example/ks", witness.sign, witness.public_key_raw, 1_700_000_000)
+    files["checkpoint"].write_text(note, encoding="utf-8")
+    result = _check(checktlog, *_args(files))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "signed by the log key" in result.stdout
