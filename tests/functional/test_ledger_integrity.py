@@ -233,6 +233,17 @@ def test_an_edit_under_the_checkpoint_fails_readiness_and_the_statement(ledger, 
             verify_statement(signed, keys)
 
 
+def test_a_posting_row_added_to_another_regions_entry_fails_readiness_and_the_statement(ledger):
+    """A row that would count in KS's totals, hung on an SH entry under the checkpoint."""
+    app, actors, signed_size = ledger
+    (seq, ts, kind), *_ = sql(app, "SELECT seq, ts, kind FROM ledger_entry WHERE region = 'SH' AND kind = "
+                                   "'budget.funded' AND seq < :s ORDER BY seq", s=signed_size)
+    sql(app, "INSERT INTO ledger_posting (seq, position, ts, kind, region, source, destination, amount_fen) "
+             "VALUES (:seq, 7, :ts, :kind, 'KS', 'treasury:KS', 'budget:KS', 100)", seq=seq, ts=ts, kind=kind)
+    probes_until_failing(app)
+    assert "posting_rows_vs_entry_bytes" in failed_checks(statement(actors, "KS"))
+
+
 def test_readiness_recovers_once_the_edited_rows_are_restored(ledger):
     app, _actors, _signed_size = ledger
     seq, canonical = entry_of(app, "voucher.issued")

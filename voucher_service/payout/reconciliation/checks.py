@@ -23,17 +23,19 @@ def check(name: str, expected: int, actual: int, detail: str) -> dict:
 def integrity_checks(region: str, scan: Scan, window: tuple[int, int] | None) -> list[dict]:
     """The stored entries against what was signed (journal/integrity_scan.py):
     a statement that says ok over an edited entry would be a signed false claim."""
-    covered = f"entries {window[0]} to {window[1] - 1}" if window else "no entries"
+    covered = f"entries {window[0]} to {window[1] - 1} (the period's)" if window else "no entries"
     return [
         check("entry_bytes_vs_stored_hashes", 0, scan.hashes.count,
-              f"{covered} (the period's): entries whose canonical bytes, hashed as a leaf, differ from their "
-              f"leaf_hash or stored Merkle leaf, or are missing" + _first(scan.hashes.shown)),
+              f"{covered}: entries whose canonical bytes, hashed as a leaf, differ from their leaf_hash or "
+              f"stored Merkle leaf, or that are missing" + _first(scan.hashes.shown)),
         check("entries_vs_signed_root", 0, scan.signed.count,
-              f"{covered}, rehashed from their bytes with the stored nodes outside them, and the stored nodes "
-              f"alone, against the root of the latest checkpoint: roots that differ" + _first(scan.signed.shown)),
+              f"the root of the latest checkpoint against the root from the leaves of {covered}, hashed from "
+              f"their bytes, with the stored nodes outside them, and against the root of the stored nodes alone: "
+              f"roots that differ" + _first(scan.signed.shown)),
         check("posting_rows_vs_entry_bytes", 0, scan.rows.count,
-              f"{region}'s entries and posting rows among {covered}: entries whose posting rows or columns "
-              f"differ from their bytes" + _first(scan.rows.shown)),
+              f"{region}'s entries and those with posting rows of {region} among {covered}: entries whose "
+              f"ledger_posting rows or copied columns (seq, ts, kind, region, actor, key id) differ from their "
+              f"bytes" + _first(scan.rows.shown)),
     ]
 
 
