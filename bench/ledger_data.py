@@ -102,8 +102,7 @@ def _init_database(path: str) -> None:
             with Session(engine, expire_on_commit=False) as session:
                 keyring = app.extensions["vouchers_keyring"]
                 ctx = Context(session=session, signer=keyring.signer_for(session), actor="system:init", now=T0)
-                load_seeds(ctx, os.path.join(REPO, "seeds"), keys_dir=keys_dir(), passphrase=PASSPHRASE,
-                           origin=ORIGIN)
+                load_seeds(ctx, os.path.join(REPO, "seeds"), keyring=keyring, origin=ORIGIN)
                 session.commit()
         finally:
             writes.utc_now = original

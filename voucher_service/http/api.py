@@ -17,7 +17,13 @@ from werkzeug.exceptions import HTTPException
 
 from voucher_service.db import get_engine, get_session, locks_database_at_begin, read_only
 from voucher_service.http import API_PREFIX, access, auth, transaction
-from voucher_service.http.problems import PROBLEM_JSON, flatten_validation_messages, problem, rule_type
+from voucher_service.http.problems import (
+    PROBLEM_JSON,
+    flatten_validation_messages,
+    ledger_integrity_problem,
+    problem,
+    rule_type,
+)
 from voucher_service.journal.store import LedgerInvariantError
 from voucher_service.programme.errors import InvalidInput, NotFound, RuleViolation, TooLarge, UnsupportedMediaType
 
@@ -176,7 +182,7 @@ def init_app(app, view_modules) -> None:
         # Not bad input: the stored ledger no longer adds up. Say so plainly
         # and change nothing; operators and auditors must look.
         log.error("ledger invariant violated: %s", error)
-        return problem(500, f"ledger integrity check failed: {error}", type_=rule_type("ledger_integrity"))
+        return ledger_integrity_problem(str(error))
 
     @app.errorhandler(DataError)
     def _data(error: DataError):

@@ -1,13 +1,20 @@
 """Liveness and readiness, outside the versioned API and without authentication."""
+import logging
+
 from flask import Blueprint, current_app, jsonify
 from sqlmodel import Session
 
 from voucher_service.db import get_session, read_only
 from voucher_service.http.observability import metrics_response
-from voucher_service.http.problems import problem, rule_type
+from voucher_service.http.problems import ledger_integrity_problem, problem
+from voucher_service.journal import tree
+from voucher_service.journal.integrity_scan import ReadinessScan
 from voucher_service.journal.keys import KeyUnavailable
 from voucher_service.journal.publisher import integrity_refusal
-from voucher_service.journal import tree
+
+log = logging.getLogger(__name__)
+# app.extensions key of the process's ReadinessScan (a test may put a smaller one there).
+INTEGRITY_SCAN = "vouchers_integrity_scan"
 
 blp = Blueprint("health", __name__)
 
@@ -47,7 +54,17 @@ def readyz():
         return problem(503, "no active signing keys: run `vouchers init`")
     refusal = integrity_refusal(session)
     if refusal is not None:
-        # The publisher found the stored ledger is not what was written: not
-        # ready, with the ledger_integrity problem, until a round signs again.
-        return problem(503, f"ledger integrity check failed: {refusal}", type_=rule_type("ledger_integrity"))
-    return jsonify(status="ready", signing_keys=len(key_ids))
+        # The publisher found the stored ledger is not what was written (an
+        # entry it was about to sign): not ready until a round signs again.
+        return ledger_integrity_problem(refusal, status=503)
+    # An instance serving a ledger whose stored bytes no longer match what was
+    # signed must leave the load balancer, not keep answering from it. The
+    # probe stays cheap (a window of the log per probe, journal/integrity_scan.py)
+    # and keeps failing while a window it found broken stays broken.
+    scan = current_app.extensions.get(INTEGRITY_SCAN) or current_app.extensions.setdefault(
+        INTEGRITY_SCAN, ReadinessScan())
+    found, covered = scan.probe(session)
+    if found:
+        log.error("ledger integrity check failed: %s", found.message())
+        return ledger_integrity_problem(found.message(), status=503)
+    return jsonify(status="ready", signing_keys=len(key_ids), ledger_integrity=covered)

@@ -27,6 +27,13 @@ def rule_type(rule: str) -> str:
     return f"urn:vouchers:problem:{rule}"
 
 
+def ledger_integrity_problem(detail: str, status: int = 500) -> Response:
+    """The one shape of every integrity failure: the stored ledger no longer
+    adds up (DESIGN §10). 500 from a request that met it; 503 from /readyz,
+    which takes the instance out of service until the rows are repaired."""
+    return problem(status, f"ledger integrity check failed: {detail}", type_=rule_type("ledger_integrity"))
+
+
 def flatten_validation_messages(messages) -> dict:
     """webargs nests messages by location ({"json": {...}, "query": {...}}); clients want fields."""
     if not isinstance(messages, dict):

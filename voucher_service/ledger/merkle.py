@@ -128,6 +128,88 @@ def root(size: int, read_nodes: NodeReader) -> bytes:
     return hashes_of_ranges([(0, size)], read_nodes)[0] if size else EMPTY_ROOT
 
 
+def aligned_nodes(lo: int, hi: int) -> list[Node]:
+    """The perfect nodes that tile [lo, hi), largest first from the left: the
+    maximal ones, since two perfect nodes are either nested or disjoint."""
+    nodes = []
+    while lo < hi:
+        level = (hi - lo).bit_length() - 1
+        if lo:
+            level = min(level, (lo & -lo).bit_length() - 1)
+        nodes.append((level, lo >> level))
+        lo += 1 << level
+    return nodes
+
+
+def perfect_nodes(start: int, leaves: Sequence[bytes]) -> dict[Node, bytes]:
+    """Every perfect node inside [start, start + len(leaves)), leaves included,
+    computed from `leaves`: what a store must hold there."""
+    nodes: dict[Node, bytes] = {}
+    level, first, hashes = 0, start, list(leaves)
+    while hashes:
+        nodes.update(((level, first + i), h) for i, h in enumerate(hashes))
+        skip = first & 1  # a right child whose left sibling lies outside the range
+        paired = hashes[skip:]
+        hashes = [node_hash(paired[i], paired[i + 1]) for i in range(0, len(paired) - 1, 2)]
+        level, first = level + 1, (first + skip) >> 1
+    return nodes
+
+
+def _perfect_root(hashes: Sequence[bytes]) -> bytes:
+    """MTH of a perfect subtree (a power of two of leaves), level by level."""
+    level = list(hashes)
+    while len(level) > 1:
+        level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+    return level[0]
+
+
+def root_with_leaves(size: int, start: int, leaves: Sequence[bytes], read_nodes: NodeReader, *,
+                     inside: dict[Node, bytes] | None = None) -> bytes:
+    """MTH(D[0:size]) from `leaves` (those of [start, start + len(leaves)),
+    hashed by the caller from the entries themselves) and, for every subtree
+    outside that range, the stored node: O(log size) stored nodes, read in one
+    batch. Equal to a signed root, it proves those entries are what was signed;
+    the stored nodes it used are proven only together with them. `inside`:
+    perfect_nodes(start, leaves), if the caller has it, saves rehashing them."""
+    end = start + len(leaves)
+    if not 0 <= start <= end <= size:
+        raise ValueError(f"leaves [{start}, {end}) are not in a tree of size {size}")
+    if size == 0:
+        return EMPTY_ROOT
+    known: dict[Node, bytes] = {}
+    offset = 0
+    for level, index in aligned_nodes(start, end):
+        known[(level, index)] = (inside[(level, index)] if inside is not None
+                                 else _perfect_root(leaves[offset:offset + (1 << level)]))
+        offset += 1 << level
+    stored: list[Node] = []
+
+    def plan(node: Node) -> None:
+        level, index = node
+        lo, hi = index << level, (index + 1) << level
+        if node in known:
+            return
+        if hi <= start or lo >= end:
+            stored.append(node)
+            return
+        plan((level - 1, 2 * index))
+        plan((level - 1, 2 * index + 1))
+
+    top = subtree_nodes(0, size)
+    for node in top:
+        plan(node)
+    if stored:
+        known.update(zip(stored, read_nodes(stored)))
+
+    def value(node: Node) -> bytes:
+        if node in known:
+            return known[node]
+        level, index = node
+        return node_hash(value((level - 1, 2 * index)), value((level - 1, 2 * index + 1)))
+
+    return fold([value(node) for node in top])
+
+
 def inclusion_proof(index: int, size: int, read_nodes: NodeReader) -> list[bytes]:
     return hashes_of_ranges(inclusion_ranges(index, size), read_nodes)
 

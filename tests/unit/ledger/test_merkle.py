@@ -581,3 +581,69 @@ def test_roots_and_proofs_read_o_log_n_stored_nodes(size):
     reader = CountingReader(size)
     merkle.nodes_for_append(size, synthetic_leaf(size), reader)
     assert reader.calls <= 1 and reader.nodes <= math.log2(size + 1), ("append", size, reader.nodes)
+
+
+# --- a range of leaves rehashed from the entries, the rest of the tree from the store ---------------
+
+def test_aligned_nodes_tile_a_range_with_its_maximal_perfect_nodes():
+    for lo in range(0, 40):
+        for hi in range(lo, 70):
+            nodes = merkle.aligned_nodes(lo, hi)
+            covered = [leaf for level, index in nodes for leaf in range(index << level, (index + 1) << level)]
+            assert covered == list(range(lo, hi)), (lo, hi)
+            # Maximal: no two neighbours could merge into their parent.
+            for (l1, i1), (l2, i2) in zip(nodes, nodes[1:]):
+                assert not (l1 == l2 and i1 % 2 == 0 and i2 == i1 + 1), (lo, hi, nodes)
+
+
+def test_perfect_nodes_of_a_range_are_the_stored_ones_inside_it():
+    for lo in range(0, 20):
+        for hi in range(lo, MAX_EXHAUSTIVE + 1):
+            inside = {node: value for node, value in STORE_64.nodes.items()
+                      if node[1] << node[0] >= lo and (node[1] + 1) << node[0] <= hi}
+            assert merkle.perfect_nodes(lo, LEAVES_64[lo:hi]) == inside, (lo, hi)
+
+
+def test_root_with_leaves_equals_the_root_and_reads_only_nodes_outside_the_range():
+    for size in range(0, MAX_EXHAUSTIVE + 1):
+        for lo in range(0, size + 1):
+            for hi in range(lo, size + 1):
+                asked = []
+
+                def read(wanted):
+                    asked.extend(wanted)
+                    return STORE_64.read(wanted)
+
+                assert merkle.root_with_leaves(size, lo, LEAVES_64[lo:hi], read) == ROOTS_64[size], (size, lo, hi)
+                for level, index in asked:
+                    assert (index + 1) << level <= lo or index << level >= hi, (size, lo, hi, level, index)
+                assert len(asked) <= read_bound(max(size, 2)), (size, lo, hi, asked)
+
+
+def test_root_with_leaves_differs_when_any_leaf_of_the_range_or_any_stored_node_used_differs():
+    size, lo, hi = 45, 13, 30
+    leaves = LEAVES_64[lo:hi]
+    for position in range(len(leaves)):
+        edited = list(leaves)
+        edited[position] = flip_bit(edited[position], 3)
+        assert merkle.root_with_leaves(size, lo, edited, STORE_64.read) != ROOTS_64[size], position
+    used = []
+    merkle.root_with_leaves(size, lo, leaves, lambda wanted: used.extend(wanted) or STORE_64.read(wanted))
+    for node in used:
+        def tampered(wanted, node=node):
+            return [flip_bit(value, 0) if tuple(n) == node else value for n, value in zip(wanted, STORE_64.read(wanted))]
+        assert merkle.root_with_leaves(size, lo, leaves, tampered) != ROOTS_64[size], node
+
+
+@pytest.mark.parametrize("size", [1 << 20, (1 << 20) + 1, 1_000_003])
+def test_root_with_leaves_at_a_million_reads_o_log_n_nodes(size):
+    for lo, hi in ((0, 1024), (size - 64, size), (500_000, 501_024), (123_457, 124_001)):
+        reader = CountingReader(size)
+        leaves = [synthetic_leaf(i) for i in range(lo, hi)]
+        assert merkle.root_with_leaves(size, lo, leaves, reader) == merkle.root(size, CountingReader(size))
+        assert reader.calls <= 1 and reader.nodes <= read_bound(size), (lo, hi, reader.nodes)
+
+
+def test_root_with_leaves_refuses_leaves_outside_the_tree():
+    with pytest.raises(ValueError):
+        merkle.root_with_leaves(10, 8, LEAVES_64[:3], STORE_64.read)

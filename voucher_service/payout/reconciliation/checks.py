@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
+from voucher_service.journal.integrity_scan import Scan
 from voucher_service.ledger.accounts import budget_account, payable_prefix
 from voucher_service.models import Account
 from voucher_service.payout.reconciliation import queries
@@ -17,6 +18,29 @@ from voucher_service.payout.reconciliation.totals import payable_at_end
 
 def check(name: str, expected: int, actual: int, detail: str) -> dict:
     return {"name": name, "ok": expected == actual, "expected": expected, "actual": actual, "detail": detail}
+
+
+def integrity_checks(region: str, scan: Scan, window: tuple[int, int] | None) -> list[dict]:
+    """The stored entries against what was signed (journal/integrity_scan.py):
+    a statement that says ok over an edited entry would be a signed false claim."""
+    covered = f"entries {window[0]} to {window[1] - 1} (the period's)" if window else "no entries"
+    return [
+        check("entry_bytes_vs_stored_hashes", 0, scan.hashes.count,
+              f"{covered}: entries whose canonical bytes, hashed as a leaf, differ from their leaf_hash or "
+              f"stored Merkle leaf, or that are missing" + _first(scan.hashes.shown)),
+        check("entries_vs_signed_root", 0, scan.signed.count,
+              f"the root of the latest checkpoint against the root from the leaves of {covered}, hashed from "
+              f"their bytes, with the stored nodes outside them, and against the root of the stored nodes alone: "
+              f"roots that differ" + _first(scan.signed.shown)),
+        check("posting_rows_vs_entry_bytes", 0, scan.rows.count,
+              f"{region}'s entries and those with posting rows of {region} among {covered}: entries whose "
+              f"ledger_posting rows or copied columns (seq, ts, kind, region, actor, key id) differ from their "
+              f"bytes" + _first(scan.rows.shown)),
+    ]
+
+
+def _first(shown: list[str]) -> str:
+    return f"; first: {'; '.join(shown)}" if shown else ""
 
 
 def checks(session: Session, region: str, folded: dict, outstanding: dict[str, int]) -> list[dict]:

@@ -8,11 +8,11 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from voucher_service.clock import rfc3339, utc_now
-from voucher_service.journal import tree
+from voucher_service.journal import integrity_scan, tree
 from voucher_service.models import Region
 from voucher_service.payout.periods import PERIOD_PATTERN, Period, parse_period
 from voucher_service.payout.reconciliation import queries
-from voucher_service.payout.reconciliation.checks import checks
+from voucher_service.payout.reconciliation.checks import checks, integrity_checks
 from voucher_service.payout.reconciliation.positions import positions
 from voucher_service.payout.reconciliation.totals import fold, payable_at_end, totals
 from voucher_service.programme.errors import InvalidInput
@@ -47,6 +47,7 @@ def build_statement(session: Session, region: str, period_label: str, *,
     folded = fold(queries.flows_all_time(session, region, end), queries.flows_in_period(session, region, start, end))
     outstanding = queries.outstanding_by_region(session, region, end)
     obligations = queries.obligations(session, region, regions, start, end)
+    scan, window = integrity_scan.statement_scan(session, region, start, end, folded["period_seq_window"])
     return {
         "region": region,
         "period": period.label,
@@ -58,6 +59,6 @@ def build_statement(session: Session, region: str, period_label: str, *,
         "outstanding_liability": [{"provider_region": code, "amount_fen": outstanding.get(code, 0)}
                                   for code in regions],
         "positions": positions(region, regions, obligations),
-        "checks": checks(session, region, folded, outstanding),
+        "checks": checks(session, region, folded, outstanding) + integrity_checks(region, scan, window),
         "ledger": {"tree_size": size, "root": tree.b64(root)},
     }
