@@ -64,7 +64,10 @@ def _check_signing_keys_once():
     from voucher_service.db import get_engine
     from voucher_service.http.security import StartupError, check_signing_keys
 
-    app = create_app()
+    try:
+        app = create_app()
+    except ValueError as exc:  # a setting that cannot be used (config.py says which)
+        raise SystemExit(f"vouchers: {exc}") from None
     try:
         check_signing_keys(app)
     except StartupError as exc:

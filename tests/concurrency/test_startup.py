@@ -7,7 +7,9 @@ initialised it starts and /readyz says what to do.
 """
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import time
 
 import pytest
@@ -18,6 +20,7 @@ from server import Server
 # Workers decrypt the keys (scrypt) and exit: the master follows at once. Generous for slow CI.
 EXIT_TIMEOUT_S = 60
 HEALTH_TIMEOUT_S = 5
+BIN = os.path.dirname(sys.executable)
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +98,20 @@ def test_a_server_over_an_uninitialised_database_starts_and_is_not_ready(empty_d
         assert ready.status == 503, ready.raw
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("setting, value, says", [
+    ("VOUCHERS_WITNESSES", "{tmp}/witnesses", "line 1: expected NAME VKEY URL"),
+    ("VOUCHERS_WITNESSES", "{tmp}/missing", "cannot read"),
+    ("VOUCHERS_CHECKPOINT_INTERVAL_S", "abc", "VOUCHERS_CHECKPOINT_INTERVAL_S must be a number of seconds"),
+])
+def test_an_unusable_witness_setting_stops_the_server_and_the_cli_with_one_line(initialised, databases, tmp_path,
+                                                                                setting, value, says):
+    (tmp_path / "witnesses").write_text("w1 not-a-vkey\n")
+    value = value.format(tmp=tmp_path)
+    server = Server(initialised, databases.keys_dir, str(tmp_path / "gunicorn.log"), workers=1, **{setting: value})
+    code, log, _elapsed = run_until_exit(server)
+    assert code != 0 and says in log and "Traceback" not in log, log
+    cli = subprocess.run([os.path.join(BIN, "vouchers"), "checkpoint", "publish"], env=server.env,
+                         capture_output=True, text=True, timeout=EXIT_TIMEOUT_S)
+    assert cli.returncode != 0 and says in cli.stderr and "Traceback" not in cli.stderr, cli.stderr

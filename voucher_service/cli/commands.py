@@ -257,7 +257,10 @@ def init_app(app) -> None:
 
 def _create_app(*_args, **_kwargs):
     from voucher_service import create_app
-    return create_app()
+    try:
+        return create_app()
+    except ValueError as exc:  # a setting that cannot be used: one line saying which, no traceback
+        raise click.ClickException(str(exc)) from None
 
 
 @click.command("verify-statement")
