@@ -44,6 +44,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import datetime
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -162,10 +163,9 @@ def compare_rows(before: dict, after: dict, window_s: float, writing_s: float, i
     the tree grown, so the rows added follow `writing_s / interval_s`; no
     timer of that interval fires more than floor(window_s / interval_s) + 1
     times in the window, whatever else happened in it."""
-    from voucher_service.clock import parse_rfc3339
     changed = sorted(size for size, (note, _at) in before.items() if after.get(size, (None,))[0] != note)
     added = sorted(set(after) - set(before))
-    moments = sorted(parse_rfc3339(after[size][1]) for size in added)
+    moments = sorted(datetime.fromisoformat(after[size][1]) for size in added)
     gaps_s = [(b - a).total_seconds() for a, b in zip(moments, moments[1:])]
     max_rounds = int(window_s // interval_s) + 1
     return {"rows_before": len(before), "rows_after": len(after), "changed": changed, "added": len(added),
@@ -183,8 +183,8 @@ def one_run(service: Gunicorn, url: str, label: str, with_pollers: bool, interva
     before, started = checkpoint_rows(url), time.monotonic()
     pollers = Pollers(service.base, args.pollers, args.poll_interval).start() if with_pollers else None
     try:
-        result = measure(service, label, report, args, method="POST", path="/api/v1/redemptions",
-                         items_file=items_file)
+        result = measure(service, label, report, args, quiet_wait_s=args.quiet_wait_s, method="POST",
+                         path="/api/v1/redemptions", items_file=items_file)
     finally:
         polled = pollers.stop() if pollers else None
     after = checkpoint_rows(url)
@@ -298,9 +298,12 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=200_000, help="per wrk thread, per run")
     parser.add_argument("--databases", default="sqlite,postgres")
     parser.add_argument("--access-log", default="-")
+    parser.add_argument("--quiet-wait-s", type=float, default=120.0,
+                        help="longest wait for a quiet machine before each run (--quick: 10)")
     args = parser.parse_args()
     if args.quick:
         args.duration, args.repeat = min(args.duration, 3.0), 1
+        args.quiet_wait_s = min(args.quiet_wait_s, 10.0)
         if args.intervals == parser.get_default("intervals"):
             args.intervals = "1"
     args.intervals = [i.strip() for i in args.intervals.split(",") if i.strip()]
