@@ -14,7 +14,9 @@ served by gunicorn once per publisher interval: the default
 reservation writes as bench_writes.py (its `measure`: 2 s of warm-up, then
 --duration s) run alone and with the pollers, in the order alone, pollers,
 pollers, alone (--repeat 2), so that a drift of this VM during the runs
-weighs on both sides alike.
+weighs on both sides alike. Before them the pollers run alone for 5 s: the
+CPU one GET costs the server and the database, and so the share of the two
+cores the pollers take from the writes.
 
 A poller is a thread of this process with a loopback address of its own
 (127.0.1.1, 127.0.1.2, ...): 50 callers without a token are 50 addresses to
@@ -50,18 +52,23 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import (  # noqa: E402
     CACHE_DIR,
+    CpuSplit,
+    ForeignCpu,
     Gunicorn,
     Report,
     create_pg_database,
     drop_pg_database,
+    foreign_note,
     percentile,
     postgres_available,
     service_env,
+    wait_until_quiet,
 )
 from bench_writes import measure, prepare_service  # noqa: E402
 
 CHECKPOINT_PATH = "/api/v1/ledger/checkpoint"
 POLL_TIMEOUT_S = 10
+POLLERS_ALONE_S = 5.0
 WARM_UP_S = 2.0  # bench_writes.measure's warm-up run
 DEFAULT_INTERVAL_S = 10.0  # voucher_service/config.py's default, used when the setting is unset
 
@@ -211,6 +218,31 @@ def one_run(service: Gunicorn, url: str, label: str, with_pollers: bool, interva
     return result
 
 
+def pollers_alone(service: Gunicorn, args, report: Report) -> dict:
+    """What the polls cost by themselves: the CPU of the server (and database)
+    per GET, and so the share of the two cores they take from the writes."""
+    wait_until_quiet(report, max_wait_s=args.quiet_wait_s)
+    foreign, cpu = ForeignCpu().start(), CpuSplit(service.process.pid).start()
+    pollers = Pollers(service.base, args.pollers, args.poll_interval).start()
+    time.sleep(min(args.duration, POLLERS_ALONE_S))
+    polled = pollers.stop()
+    polled.pop("notes")
+    split = cpu.stop(polled["requests"])
+    polled["foreign_cpu"] = foreign.stop()
+    polled["server_ms_per_poll"] = split["server_ms_per_request"]
+    polled["database_ms_per_poll"] = split["database_ms_per_request"]
+    polled["cores"] = polled["rate"] * (polled["server_ms_per_poll"] + polled["database_ms_per_poll"]
+                                        + polled["client_cpu_ms_per_poll"]) / 1000
+    report.line(f"   {args.pollers} pollers alone: {polled['rate']:,.1f} GETs/s, p50 {polled['p50_ms']:.2f} ms, "
+                f"p99 {polled['p99_ms']:.2f} ms, statuses {polled['statuses']}; CPU per GET: server "
+                f"{polled['server_ms_per_poll']:.2f} ms, database {polled['database_ms_per_poll']:.2f} ms, "
+                f"client {polled['client_cpu_ms_per_poll']:.2f} ms: {polled['cores']:.3f} of "
+                f"{os.cpu_count()} cores")
+    if polled["foreign_cpu"]["cores"] >= 0.1:
+        report.line(f"      {foreign_note(polled['foreign_cpu'])}")
+    return polled
+
+
 def summarise(runs: list[dict]) -> dict:
     requests = sum(r["requests"] for r in runs)
     duration_s = sum(r["duration_us"] for r in runs) / 1e6
@@ -238,6 +270,7 @@ def bench_interval(kind: str, url: str, keys_dir: str, items_file: str, interval
     order = [bool(i % 2) != bool((i // 2) % 2) for i in range(2 * args.repeat)]
     runs = {False: [], True: []}
     try:
+        only_polls = pollers_alone(service, args, report)
         for with_pollers in order:
             name = f"writes + {args.pollers} pollers" if with_pollers else "writes alone"
             runs[with_pollers].append(one_run(service, url, name, with_pollers, interval_s, report, args,
@@ -254,7 +287,8 @@ def bench_interval(kind: str, url: str, keys_dir: str, items_file: str, interval
     report.line(f"   rows added: {alone['rows_added']} alone, {polled['rows_added']} with pollers "
                 f"({polled['rows_beyond_rounds']} beyond the publisher's rounds, {polled['rows_changed']} earlier "
                 f"rows changed, {unstored} served notes not stored)")
-    return {"interval_s": interval_s, "alone": alone, "with_pollers": polled, "ratio": ratio,
+    return {"interval_s": interval_s, "pollers_alone": only_polls, "alone": alone, "with_pollers": polled,
+            "ratio": ratio,
             "poll_rate": poll_rate, "unstored_notes": unstored, "runs_alone": runs[False],
             "runs_with_pollers": runs[True]}
 
