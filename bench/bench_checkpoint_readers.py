@@ -81,10 +81,10 @@ def poller_address(number: int) -> str:
 class Pollers:
     """`count` anonymous callers of GET /ledger/checkpoint, each from its own address."""
 
-    def __init__(self, base: str, count: int, interval_s: float):
+    def __init__(self, base: str, count: int, interval_s: float, path: str = CHECKPOINT_PATH):
         host_port = base.split("://", 1)[1]
         self.host, self.port = host_port.rsplit(":", 1)
-        self.count, self.interval_s = count, interval_s
+        self.count, self.interval_s, self.path = count, interval_s, path
         self.stopping = threading.Event()
         self.results: list[dict] = []
         self.lock = threading.Lock()
@@ -108,7 +108,7 @@ class Pollers:
                 break
             started = time.perf_counter()
             try:
-                connection.request("GET", CHECKPOINT_PATH)
+                connection.request("GET", self.path)
                 response = connection.getresponse()
                 body, status = response.read(), str(response.status)
             except (OSError, http.client.HTTPException):
@@ -116,7 +116,7 @@ class Pollers:
                 connection.close()
             latencies.append(time.perf_counter() - started)
             statuses[status] = statuses.get(status, 0) + 1
-            if status == "200":
+            if status == "200" and self.path == CHECKPOINT_PATH:
                 notes.add(body.decode("utf-8", "replace"))
             # A late poll does not make the next ones come sooner: a poller
             # never bursts to catch up.
@@ -188,7 +188,8 @@ def compare_rows(before: dict, after: dict, window_s: float, writing_s: float, i
 def one_run(service: Gunicorn, url: str, label: str, with_pollers: bool, interval_s: float, report: Report,
             args, items_file: str) -> dict:
     before, started = checkpoint_rows(url), time.monotonic()
-    pollers = Pollers(service.base, args.pollers, args.poll_interval).start() if with_pollers else None
+    pollers = Pollers(service.base, args.pollers, args.poll_interval, args.poll_path).start() if with_pollers \
+        else None
     try:
         result = measure(service, label, report, args, quiet_wait_s=args.quiet_wait_s, method="POST",
                          path="/api/v1/redemptions", items_file=items_file)
@@ -221,9 +222,13 @@ def one_run(service: Gunicorn, url: str, label: str, with_pollers: bool, interva
 def pollers_alone(service: Gunicorn, args, report: Report) -> dict:
     """What the polls cost by themselves: the CPU of the server (and database)
     per GET, and so the share of the two cores they take from the writes."""
+    # Unmeasured first: a fresh worker's first requests import lazily and connect.
+    warm = Pollers(service.base, args.pollers, min(args.poll_interval, 0.2), args.poll_path).start()
+    time.sleep(1)
+    warm.stop()
     wait_until_quiet(report, max_wait_s=args.quiet_wait_s)
     foreign, cpu = ForeignCpu().start(), CpuSplit(service.process.pid).start()
-    pollers = Pollers(service.base, args.pollers, args.poll_interval).start()
+    pollers = Pollers(service.base, args.pollers, args.poll_interval, args.poll_path).start()
     time.sleep(min(args.duration, POLLERS_ALONE_S))
     polled = pollers.stop()
     polled.pop("notes")
@@ -305,7 +310,7 @@ def bench_database(kind: str, args, report: Report, scratch: str) -> dict:
             handle.writelines(f"{token}\t{body}\n" for token, body in items)
         report.line(f"[{kind}] prepared {len(items)} SMEs ({time.perf_counter() - started:.1f} s); "
                     f"{args.workers} sync workers, wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s; "
-                    f"{args.pollers} pollers every {args.poll_interval:g} s")
+                    f"{args.pollers} pollers of {args.poll_path} every {args.poll_interval:g} s")
         results = {}
         for interval in args.intervals:
             results[interval] = bench_interval(kind, url, keys_dir, items_file, interval, args, report, scratch)
@@ -324,6 +329,9 @@ def main() -> None:
     parser.add_argument("--pollers", type=int, default=50)
     parser.add_argument("--poll-interval", type=float, default=1.0,
                         help="seconds between one poller's GETs (0: back to back)")
+    parser.add_argument("--poll-path", default=CHECKPOINT_PATH,
+                        help="what the pollers GET (another path, /healthz say, is a control: the cost of any "
+                             "request)")
     parser.add_argument("--intervals", default="default,1",
                         help="publisher intervals, comma-separated: 'default' (unset: 10 s) or seconds")
     parser.add_argument("--workers", type=int, default=5)
