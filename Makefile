@@ -47,7 +47,7 @@ openapi: $(BIN)/vouchers
 # defaults, each printing its figures against a baseline measured in the same run
 # (JSON copies in bench/.cache/results/). The first run builds and caches a
 # 1M-entry ledger in bench/.cache (about 3 minutes, plus 1 minute to load it into
-# PostgreSQL); the whole target takes about 16-19 minutes on 2 cores. The
+# PostgreSQL); the whole target takes about 17-20 minutes on 2 cores. The
 # end-to-end write benchmarks (bench_writes, bench_checkpoint_readers) need wrk
 # (Debian: apt-get install -y wrk) and are skipped without it; the PostgreSQL
 # parts are skipped when none answers at VOUCHERS_BENCH_POSTGRES_URL (default

@@ -3,7 +3,8 @@ of GET /api/v1/ledger/checkpoint against the reservation writes of
 bench_writes.py, on SQLite and on PostgreSQL (DESIGN §10, issue 15).
 
     .venv/bin/python bench/bench_checkpoint_readers.py [--quick] [--duration 10] [--repeat 2]
-        [--pollers 50] [--poll-interval 1] [--intervals default,1] [--databases sqlite,postgres]
+        [--pollers 50] [--poll-interval 1] [--poll-path PATH] [--intervals default,1]
+        [--databases sqlite,postgres] [--quiet-wait-s 120]
 
 Needs `wrk` (Debian: apt-get install wrk); without it, says so and exits 0.
 
@@ -23,16 +24,17 @@ A poller is a thread of this process with a loopback address of its own
 the rate limiter, which counts them by address; from one address together
 they would be refused with 429 beyond 600 a minute. Each sends no token and
 polls every --poll-interval s (0: back to back, as fast as it can), starting
-at a random phase. A poller keeps every note it is served.
+at a random phase. A poller keeps every note it is served. `--poll-path
+/healthz` is a control: the same load on the service's cheapest request.
 
 Around every run the ledger_checkpoint rows (size, note, created_at) are
 read: a row that existed before and is gone or has another note afterwards is
 a change; added rows are counted against the publisher's rounds: about
 (seconds of writes) / interval, since a round adds a row only when the tree
 grew, and never more than floor(window / interval) + 1. Every note a poller
-was served must be a stored row's note, byte for byte. Reported: writes/s and p50/p99
-alone and with pollers, their ratio, the pollers' own rate and latency, and
-the rows.
+was served must be a stored row's note, byte for byte. Reported: writes/s and
+p50/p99 alone and with pollers, their ratio, the pollers' own rate and
+latency, and the rows.
 """
 from __future__ import annotations
 
@@ -293,8 +295,7 @@ def bench_interval(kind: str, url: str, keys_dir: str, items_file: str, interval
                 f"({polled['rows_beyond_rounds']} beyond the publisher's rounds, {polled['rows_changed']} earlier "
                 f"rows changed, {unstored} served notes not stored)")
     return {"interval_s": interval_s, "pollers_alone": only_polls, "alone": alone, "with_pollers": polled,
-            "ratio": ratio,
-            "poll_rate": poll_rate, "unstored_notes": unstored, "runs_alone": runs[False],
+            "ratio": ratio, "poll_rate": poll_rate, "unstored_notes": unstored, "runs_alone": runs[False],
             "runs_with_pollers": runs[True]}
 
 
