@@ -47,15 +47,18 @@ openapi: $(BIN)/vouchers
 # defaults, each printing its figures against a baseline measured in the same run
 # (JSON copies in bench/.cache/results/). The first run builds and caches a
 # 1M-entry ledger in bench/.cache (about 3 minutes, plus 1 minute to load it into
-# PostgreSQL); the whole target takes about 12-15 minutes on 2 cores. The
-# end-to-end write benchmark needs wrk (Debian: apt-get install -y wrk) and is
-# skipped without it; the PostgreSQL parts are skipped when none answers at
-# VOUCHERS_BENCH_POSTGRES_URL (default $(TEST_POSTGRES_URL)).
+# PostgreSQL); the whole target takes about 17-20 minutes on 2 cores. The
+# end-to-end write benchmarks (bench_writes, bench_checkpoint_readers) need wrk
+# (Debian: apt-get install -y wrk) and are skipped without it; the PostgreSQL
+# parts are skipped when none answers at VOUCHERS_BENCH_POSTGRES_URL (default
+# $(TEST_POSTGRES_URL)).
 # `$(BIN)/python bench/ledger_data.py --clean` drops the caches.
 bench: $(BIN)/vouchers
 	$(BIN)/python bench/ledger_data.py --entries 1000000 --postgres
 	@if command -v wrk >/dev/null 2>&1; then $(BIN)/python bench/bench_writes.py --duration 10; \
 	  else echo "bench_writes.py SKIPPED: it needs wrk (Debian: apt-get install -y wrk)"; fi
+	@if command -v wrk >/dev/null 2>&1; then $(BIN)/python bench/bench_checkpoint_readers.py; \
+	  else echo "bench_checkpoint_readers.py SKIPPED: it needs wrk (Debian: apt-get install -y wrk)"; fi
 	$(BIN)/python bench/bench_merkle.py
 	$(BIN)/python bench/bench_verify.py --entries 300000
 	$(BIN)/python bench/bench_reconciliation.py --repeat 2

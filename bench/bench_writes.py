@@ -184,11 +184,11 @@ def run_wrk(base: str, *, method: str, path: str, items_file: str | None, durati
     raise RuntimeError(f"wrk printed no result: {done.stdout}\n{done.stderr}")
 
 
-def measure(server: Gunicorn, label: str, report: Report, args, **request) -> dict:
+def measure(server: Gunicorn, label: str, report: Report, args, quiet_wait_s: float = 120, **request) -> dict:
     # Warm-up: every worker imports lazily, opens its connection, fills caches.
     run_wrk(server.base, duration=2, connections=args.connections, threads=args.threads,
             max_requests=args.max_requests, **request)
-    wait_until_quiet(report)
+    wait_until_quiet(report, max_wait_s=quiet_wait_s)
     sampler = RssSampler(server)
     sampler.start()
     foreign = ForeignCpu().start()
