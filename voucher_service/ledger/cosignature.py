@@ -14,13 +14,10 @@ signature in the project does.
 from __future__ import annotations
 
 import base64
-import binascii
-import hashlib
-import re
 import struct
 from dataclasses import dataclass
 
-from .note import SIGNATURE_PREFIX, NoteError, check_key_name, parse_note
+from .note import SIGNATURE_PREFIX, NoteError, check_key_name, key_hash, parse_note, parse_verifier_key, verifier_key
 from .signing import verify_detached
 
 ALG_COSIGNATURE_V1 = 0x04
@@ -30,13 +27,11 @@ SIGNATURE_BYTES = 4 + 8 + 64
 
 
 def key_id(name: str, public_key_raw: bytes) -> bytes:
-    return hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([ALG_COSIGNATURE_V1]) + public_key_raw).digest()[:4]
+    return key_hash(name, public_key_raw, ALG_COSIGNATURE_V1)
 
 
 def vkey(name: str, public_key_raw: bytes) -> str:
-    check_key_name(name)
-    return (f"{name}+{key_id(name, public_key_raw).hex()}+"
-            f"{base64.b64encode(bytes([ALG_COSIGNATURE_V1]) + public_key_raw).decode('ascii')}")
+    return verifier_key(name, public_key_raw, ALG_COSIGNATURE_V1)
 
 
 def signed_message(checkpoint_text: str, timestamp: int) -> bytes:
@@ -64,23 +59,8 @@ class Cosigner:
     @classmethod
     def parse(cls, text: str) -> "Cosigner":
         """A vkey with signature type 0x04."""
-        parts = text.strip().split("+", 2)
-        if len(parts) != 3:
-            raise NoteError("a witness vkey is name+keyid+key")
-        name, id_hex, key_b64 = parts
-        check_key_name(name)
-        if not re.fullmatch(r"[0-9a-fA-F]{8}", id_hex):
-            raise NoteError("a vkey's key ID is 8 hex digits")
-        try:
-            key = base64.b64decode(key_b64, validate=True)
-        except (ValueError, binascii.Error):
-            raise NoteError("malformed witness vkey") from None
-        if len(key) != 33 or key[0] != ALG_COSIGNATURE_V1:
-            raise NoteError("not a cosignature/v1 key (signature type 0x04, 32-byte Ed25519 key)")
-        cosigner = cls(name, key[1:])
-        if cosigner.key_id != bytes.fromhex(id_hex):
-            raise NoteError("the vkey's key ID does not match its key")
-        return cosigner
+        name, _key_id, key = parse_verifier_key(text.strip(), ALG_COSIGNATURE_V1)
+        return cls(name, key)
 
     def verify(self, checkpoint_text: str, signature_blob: bytes) -> int | None:
         """The timestamp of a valid cosignature blob (key ID, timestamp,

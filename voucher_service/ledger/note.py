@@ -41,14 +41,38 @@ def check_key_name(name: str) -> None:
         raise NoteError(f"invalid note key name {name!r}")
 
 
-def key_hash(name: str, public_key_raw: bytes) -> bytes:
-    return hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([ALG_ED25519]) + public_key_raw).digest()[:4]
+def key_hash(name: str, public_key_raw: bytes, alg: int = ALG_ED25519) -> bytes:
+    """SHA-256(name || "\\n" || signature type || key)[:4]: the signed-note key
+    hash, and with type 0x04 a cosignature/v1 key ID (cosignature.py)."""
+    return hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([alg]) + public_key_raw).digest()[:4]
 
 
-def verifier_key(name: str, public_key_raw: bytes) -> str:
+def verifier_key(name: str, public_key_raw: bytes, alg: int = ALG_ED25519) -> str:
     check_key_name(name)
-    return (f"{name}+{key_hash(name, public_key_raw).hex()}+"
-            f"{base64.b64encode(bytes([ALG_ED25519]) + public_key_raw).decode('ascii')}")
+    return (f"{name}+{key_hash(name, public_key_raw, alg).hex()}+"
+            f"{base64.b64encode(bytes([alg]) + public_key_raw).decode('ascii')}")
+
+
+def parse_verifier_key(text: str, alg: int = ALG_ED25519) -> tuple[str, bytes, bytes]:
+    """(name, key hash, 32-byte Ed25519 key) of a vkey `name+hexhash+base64(type || key)`
+    whose signature type is `alg`, its hash checked."""
+    parts = text.split("+", 2)
+    if len(parts) != 3:
+        raise NoteError("a verifier key is name+hash+key")
+    name, hash_hex, key_b64 = parts
+    check_key_name(name)
+    if not re.fullmatch(r"[0-9a-fA-F]{8}", hash_hex):
+        raise NoteError("a verifier key hash is 8 hex digits")
+    try:
+        expected_hash = bytes.fromhex(hash_hex)
+        key = base64.b64decode(key_b64, validate=True)
+    except (ValueError, binascii.Error):
+        raise NoteError("malformed verifier key") from None
+    if len(key) != 33 or key[0] != alg:
+        raise NoteError(f"not a verifier key of signature type 0x{alg:02x} with a 32-byte Ed25519 key")
+    if key_hash(name, key[1:], alg) != expected_hash:
+        raise NoteError("verifier key hash does not match its key")
+    return name, expected_hash, key[1:]
 
 
 @dataclass(frozen=True)
@@ -59,23 +83,7 @@ class Verifier:
 
     @classmethod
     def parse(cls, text: str) -> "Verifier":
-        parts = text.split("+", 2)
-        if len(parts) != 3:
-            raise NoteError("a verifier key is name+hash+key")
-        name, hash_hex, key_b64 = parts
-        check_key_name(name)
-        if not re.fullmatch(r"[0-9a-fA-F]{8}", hash_hex):
-            raise NoteError("a verifier key hash is 8 hex digits")
-        try:
-            expected_hash = bytes.fromhex(hash_hex)
-            key = base64.b64decode(key_b64, validate=True)
-        except (ValueError, binascii.Error):
-            raise NoteError("malformed verifier key") from None
-        if len(expected_hash) != 4 or len(key) != 33 or key[0] != ALG_ED25519:
-            raise NoteError("verifier key is not an Ed25519 note key")
-        if key_hash(name, key[1:]) != expected_hash:
-            raise NoteError("verifier key hash does not match its key")
-        return cls(name, expected_hash, key[1:])
+        return cls(*parse_verifier_key(text))
 
     def verify(self, message: bytes, signature: bytes) -> bool:
         return verify_detached(signature, message, self.public_key_raw)
