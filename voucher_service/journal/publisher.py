@@ -1,9 +1,9 @@
 """Publishing checkpoints (DESIGN §10): sign the tree with the log key when it
 grew, ask every witness to cosign, keep the result for GET /ledger/checkpoint.
 
-Nothing here runs in a request: `publish_once` is called by the background
-publisher (journal/election.py), by `vouchers init` and by `vouchers
-checkpoint publish`. Reading the tree needs no ledger lock: nodes and entries
+Nothing here runs in a request: `publish_round` is called by the background
+publisher (journal/election.py) and by `vouchers checkpoint publish`,
+`sign_checkpoint` alone by `vouchers init`. Reading the tree needs no ledger lock: nodes and entries
 below the head never change once written, so the checkpoint is computed in
 a read-only transaction, and only the insert of the signed row is a (short)
 write. Network calls to witnesses hold no transaction at all.
@@ -267,24 +267,19 @@ def collect_cosignatures(engine, checkpoint: LedgerCheckpoint, witnesses: list[W
     return row
 
 
-def publish_once(engine, keyring, origin: str, witnesses: list[Witness], *,
-                 timeout_s: float = DEFAULT_WITNESS_TIMEOUT_S, reading=nullcontext) -> LedgerCheckpoint:
-    checkpoint = sign_checkpoint(engine, keyring, origin, reading=reading)
-    return collect_cosignatures(engine, checkpoint, witnesses, timeout_s=timeout_s, reading=reading)
-
-
 def publish_round(engine, keyring, origin: str, witnesses: list[Witness], *,
                   timeout_s: float = DEFAULT_WITNESS_TIMEOUT_S, reading=nullcontext) -> LedgerCheckpoint:
-    """publish_once, with its outcome kept in publisher_status (read by /readyz):
-    a refusal to sign for integrity is kept until a round signs again."""
+    """One round: sign the tree if it grew, collect the witnesses' cosignatures,
+    and keep the outcome in publisher_status (read by /readyz): a refusal to
+    sign for integrity is kept until a round signs again."""
     now = rfc3339(utc_now())
     try:
-        checkpoint = publish_once(engine, keyring, origin, witnesses, timeout_s=timeout_s, reading=reading)
+        checkpoint = sign_checkpoint(engine, keyring, origin, reading=reading)
     except journal.LedgerInvariantError as exc:
         _record_round(engine, attempted_at=now, integrity_error=str(exc)[:ERROR_CHARS])
         raise
     _record_round(engine, attempted_at=now, published_at=now, integrity_error=None)
-    return checkpoint
+    return collect_cosignatures(engine, checkpoint, witnesses, timeout_s=timeout_s, reading=reading)
 
 
 def _record_round(engine, **outcome) -> None:
