@@ -2,6 +2,7 @@
 entries, the export, receipts and key rotation."""
 import base64
 import json
+import time
 
 import pytest
 from sqlmodel import Session, select
@@ -98,6 +99,32 @@ def test_checkpoint_is_signed_by_the_log_key_and_published_only_when_the_tree_gr
     r = anonymous(app).get(f"/api/v1/ledger/proofs/consistency?first={cp.size}&second={cp2.size}")
     assert merkle.verify_consistency(cp.size, cp2.size, cp.root_hash, cp2.root_hash, [b64d(h) for h in r.json["hashes"]])
     assert {cp.size, cp2.size} <= {size for size, _note in stored_checkpoints(app)}
+
+
+def test_a_worker_serves_a_note_another_process_published_within_a_second(app, actors):
+    """Pollers are served from the worker's memory (docs/performance.md §1a):
+    a checkpoint published elsewhere (another worker's publisher, `vouchers
+    checkpoint publish`) reaches them within PUBLISHED_NOTE_TTL_S; one this
+    process publishes, at once."""
+    from voucher_service.journal.tree import PUBLISHED_NOTE_TTL_S
+    first = checkpoint(app)
+    assert served_checkpoint(app) == first
+    issue(actors)
+    # Another process's round: the same signing, without this process's forgetting.
+    import voucher_service.journal.publisher as publisher
+    original = publisher.forget_published_note
+    publisher.forget_published_note = lambda _engine: None
+    try:
+        second = publish(app).note
+    finally:
+        publisher.forget_published_note = original
+    assert second != first
+    assert served_checkpoint(app) == first, "served from memory until the note's time is up"
+    time.sleep(min(PUBLISHED_NOTE_TTL_S, app.config["VOUCHERS_CHECKPOINT_INTERVAL_S"] / 2) + 0.05)
+    assert served_checkpoint(app) == second
+    issue(actors)
+    third = publish(app).note
+    assert served_checkpoint(app) == third, "a round in this process is served at once"
 
 
 def test_witnesses_are_listed_even_when_none_are_configured(app):

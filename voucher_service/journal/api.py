@@ -158,16 +158,12 @@ def _tree_error(error: tree.TreeError):
     abort(422, message=error.detail, errors={"query": {error.field: [error.detail]}})
 
 
-def _published_checkpoint():
-    """The latest published checkpoint. Only read: publishing is the
-    background publisher's (journal/election.py), so no reader, however
-    many, ever writes or waits for the ledger lock."""
-    checkpoint = tree.latest_checkpoint(get_session())
-    if checkpoint is None:
-        abort(503, message="no checkpoint has been published yet: the publisher signs one within "
-                           f"{current_app.config['VOUCHERS_CHECKPOINT_INTERVAL_S']:g} s of `vouchers init`",
-              headers={"Retry-After": _retry_after()})
-    return checkpoint
+def _nothing_published():
+    """503 until the background publisher (journal/election.py) signs the first
+    checkpoint: readers, however many, never write or take the ledger lock."""
+    abort(503, message="no checkpoint has been published yet: the publisher signs one within "
+                       f"{current_app.config['VOUCHERS_CHECKPOINT_INTERVAL_S']:g} s of `vouchers init`",
+          headers={"Retry-After": _retry_after()})
 
 
 def _retry_after() -> str:
@@ -191,7 +187,10 @@ def _entry_json(row: LedgerEntry) -> dict:
                                         "content": {"text/plain": {"schema": {"type": "string"}}}},
                                  "503": {"description": "nothing published yet (Retry-After)"}})
 def checkpoint():
-    return Response(_published_checkpoint().note, mimetype="text/plain", headers={"Cache-Control": "no-cache"})
+    note = tree.published_note(get_engine(), get_session, current_app.config["VOUCHERS_CHECKPOINT_INTERVAL_S"])
+    if note is None:
+        _nothing_published()
+    return Response(note, mimetype="text/plain", headers={"Cache-Control": "no-cache"})
 
 
 class WitnessSchema(Schema):
@@ -411,7 +410,7 @@ def receipt(seq):
     checkpoint; 409 `not_yet_published` (with Retry-After) while the entry
     is newer than that checkpoint."""
     _visible_row(seq)
-    checkpoint = _published_checkpoint()
+    checkpoint = tree.latest_checkpoint(get_session()) or _nothing_published()
     if seq >= checkpoint.size:
         return problem(409, f"entry {seq} is not yet under a published checkpoint (size {checkpoint.size}); the "
                             f"publisher signs one within {current_app.config['VOUCHERS_CHECKPOINT_INTERVAL_S']:g} s",

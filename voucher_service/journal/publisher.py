@@ -27,7 +27,7 @@ from sqlmodel import Session, select
 from voucher_service.clock import rfc3339, utc_now
 from voucher_service.journal import store as journal
 from voucher_service.journal.keys import KeyUnavailable, log_key_record
-from voucher_service.journal.tree import check_new_leaves, latest_checkpoint, tree_size
+from voucher_service.journal.tree import check_new_leaves, forget_published_note, latest_checkpoint, tree_size
 from voucher_service.ledger import merkle
 from voucher_service.ledger.cosignature import Cosigner, add_signature_lines, cosignatures
 from voucher_service.ledger.note import Checkpoint, NoteError, key_hash, parse_note, sign_note
@@ -274,12 +274,15 @@ def publish_round(engine, keyring, origin: str, witnesses: list[Witness], *,
     sign for integrity is kept until a round signs again."""
     now = rfc3339(utc_now())
     try:
-        checkpoint = sign_checkpoint(engine, keyring, origin, reading=reading)
-    except journal.LedgerInvariantError as exc:
-        _record_round(engine, attempted_at=now, integrity_error=str(exc)[:ERROR_CHARS])
-        raise
-    _record_round(engine, attempted_at=now, published_at=now, integrity_error=None)
-    return collect_cosignatures(engine, checkpoint, witnesses, timeout_s=timeout_s, reading=reading)
+        try:
+            checkpoint = sign_checkpoint(engine, keyring, origin, reading=reading)
+        except journal.LedgerInvariantError as exc:
+            _record_round(engine, attempted_at=now, integrity_error=str(exc)[:ERROR_CHARS])
+            raise
+        _record_round(engine, attempted_at=now, published_at=now, integrity_error=None)
+        return collect_cosignatures(engine, checkpoint, witnesses, timeout_s=timeout_s, reading=reading)
+    finally:
+        forget_published_note(engine)
 
 
 def _record_round(engine, **outcome) -> None:
