@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import secrets
 from contextlib import contextmanager
 from datetime import datetime
@@ -205,3 +206,43 @@ def wait_for_checkpoint(client, size: int, timeout_s: float = 30):
             raise AssertionError(f"no checkpoint of size {size} published within {timeout_s} s: "
                                  f"{reply.status} {reply.raw[:300]!r}")
         time.sleep(0.1)
+
+
+class Console:
+    """A browser on the web console, as the test client: signs in by pasting a
+    token into the sign-in form, and posts forms with the page's form token."""
+
+    CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
+
+    def __init__(self, app, token: str | None = None, language: str = "en"):
+        self.app = app
+        self.http = app.test_client()
+        self.language = language
+        if token is not None:
+            self.sign_in(token)
+
+    def get(self, path: str, **kwargs):
+        kwargs.setdefault("headers", {}).setdefault("Accept-Language", self.language)
+        return self.http.get(path, **kwargs)
+
+    def form_token(self, path: str) -> str:
+        page = self.get(path)
+        assert page.status_code == 200, page.get_data(as_text=True)[:500]
+        found = self.CSRF.search(page.get_data(as_text=True))
+        assert found, f"no form token on {path}"
+        return found.group(1)
+
+    def sign_in(self, token: str, next_path: str = ""):
+        form = {"csrf_token": self.form_token("/console/sign-in"), "token": token, "next": next_path}
+        return self.http.post("/console/sign-in", data=form, headers={"Accept-Language": self.language})
+
+    def post(self, path: str, data: dict | None = None, *, from_page: str | None = None, **kwargs):
+        """Post a form of `from_page` (default: the page at `path`), with its form token."""
+        form = {"csrf_token": self.form_token(from_page or path), **(data or {})}
+        kwargs.setdefault("headers", {}).setdefault("Accept-Language", self.language)
+        return self.http.post(path, data=form, **kwargs)
+
+    def page(self, path: str, status: int = 200) -> str:
+        response = self.get(path)
+        assert response.status_code == status, (response.status_code, response.get_data(as_text=True)[:800])
+        return response.get_data(as_text=True)

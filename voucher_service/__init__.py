@@ -46,6 +46,8 @@ def create_app(test_config: dict | None = None) -> "Flask":
                        enterprises_api, applications, vouchers, redemptions, documents, settlements, repayments,
                        reconciliation, ledger_api, reports_api))
     cli.init_app(app)
+    from voucher_service import console
+    console.init_app(app)
     from voucher_service.journal.publisher import load_witnesses
     app.extensions["vouchers_witnesses"] = load_witnesses(app.config["VOUCHERS_WITNESSES"])
     return app

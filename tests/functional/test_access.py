@@ -584,7 +584,9 @@ def test_role_matrix(app, who, op, name, expected):
 def test_every_registered_route_has_an_access_policy(app):
     """A new route without a row in voucher_service/access.py fails here (and is refused to everyone)."""
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
-    missing = sorted(e for e in endpoints if e not in access.POLICY and e not in access.UNVERSIONED_PUBLIC)
+    # The console's pages pass the gate and call the API, held to its rows (tests/functional/console).
+    missing = sorted(e for e in endpoints if e not in access.POLICY and e not in access.UNVERSIONED_PUBLIC
+                     and not e.startswith(access.CONSOLE_BLUEPRINT + "."))
     assert not missing, missing
     stale = sorted(set(access.POLICY) - endpoints)
     assert not stale, stale

@@ -27,7 +27,7 @@ OVERSIZED = {}
 # contract is that it imports nothing of the operator (setup.cfg).
 NOT_SERVICES = ("voucher_service", "voucher_service.config", "voucher_service.db")
 NOT_SERVICE_PACKAGES = ("voucher_service.http", "voucher_service.cli", "voucher_service.ledger",
-                        "voucher_service.witness")
+                        "voucher_service.witness", "voucher_service.console")
 
 
 def modules() -> dict[str, str]:
@@ -60,7 +60,7 @@ def test_the_import_contracts_hold():
     done = subprocess.run([os.path.join(BIN, "lint-imports"), "--no-cache"], cwd=REPO, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "4 kept, 0 broken" in done.stdout
+    assert "5 kept, 0 broken" in done.stdout
 
 
 @pytest.mark.parametrize("contract", ["services-know-no-http", "views-above-services"])

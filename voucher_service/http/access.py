@@ -29,7 +29,7 @@ from flask_smorest import abort
 from sqlmodel import or_, select, true
 
 from voucher_service.db import get_session
-from voucher_service.http.access_table import FIELD_POLICY, POLICY, PUBLIC, UNVERSIONED_PUBLIC
+from voucher_service.http.access_table import CONSOLE_BLUEPRINT, FIELD_POLICY, POLICY, PUBLIC, UNVERSIONED_PUBLIC
 from voucher_service.http.auth import ROLES, Principal
 from voucher_service.models import (
     Application,
@@ -302,7 +302,8 @@ def visible(kind_name: str, query):
 
 
 def is_public(endpoint: str | None) -> bool:
-    return endpoint in UNVERSIONED_PUBLIC or POLICY.get(endpoint) == PUBLIC
+    return (endpoint in UNVERSIONED_PUBLIC or POLICY.get(endpoint) == PUBLIC
+            or (endpoint or "").startswith(CONSOLE_BLUEPRINT + "."))
 
 
 def allowed_roles(endpoint: str) -> set[str]:

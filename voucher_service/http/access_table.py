@@ -111,6 +111,10 @@ FIELD_POLICY: dict[str, dict[str, str]] = {
 }
 
 # Outside the versioned API: health, metrics, the OpenAPI document and its docs.
+# The web console's pages (DESIGN §11) pass this gate: they do their own
+# sign-in, and every read or write they make is an API call with the
+# signed-in user's token (console/client.py), held to this table there.
+CONSOLE_BLUEPRINT = "console"
 UNVERSIONED_PUBLIC = {"health.healthz", "health.readyz", "health.metrics", "api-docs.openapi_json",
                       "api-docs.openapi_swagger_ui", "docs_assets", "static"}
 

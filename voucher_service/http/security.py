@@ -49,6 +49,7 @@ from sqlmodel import Session
 from werkzeug.exceptions import ClientDisconnected, RequestTimeout
 
 from voucher_service.http import API_PREFIX, bodies
+from voucher_service.http.access_table import CONSOLE_BLUEPRINT
 from voucher_service.http.problems import problem
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,11 @@ DOCS_CSP = ("default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 's
             "img-src 'self' data:; font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "
             "frame-ancestors 'none'")
 DOCS_ENDPOINT = "api-docs.openapi_swagger_ui"
+# The web console (DESIGN §11): its own scripts, styles and images only, no
+# inline script or style, forms posted only to itself; its data blocks are
+# <script type="application/json">, which CSP does not run.
+CONSOLE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+               "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 BODY_CUT_SHORT = "the request body ended before all of it arrived; nothing was changed"
 
 
@@ -290,7 +296,9 @@ def _security_headers(response):
     headers["X-Content-Type-Options"] = "nosniff"
     headers["X-Frame-Options"] = "DENY"
     headers["Referrer-Policy"] = "no-referrer"
-    headers["Content-Security-Policy"] = DOCS_CSP if request.endpoint == DOCS_ENDPOINT else API_CSP
+    console = request.blueprint == CONSOLE_BLUEPRINT
+    headers["Content-Security-Policy"] = (DOCS_CSP if request.endpoint == DOCS_ENDPOINT
+                                          else CONSOLE_CSP if console else API_CSP)
     hsts = current_app.config.get("VOUCHERS_HSTS_SECONDS", 0)
     if hsts:
         headers["Strict-Transport-Security"] = f"max-age={int(hsts)}"
@@ -298,6 +306,8 @@ def _security_headers(response):
         # Answers depend on the token: no shared or private cache may keep them.
         # (A route that sets its own policy, the public checkpoint's no-cache, keeps it.)
         headers["Cache-Control"] = "no-store"
+    if console and request.endpoint != "console.static" and "Cache-Control" not in headers:
+        headers["Cache-Control"] = "no-store"  # a page of someone's vouchers, on a shared computer
     return response
 
 

@@ -9,6 +9,7 @@ importable from here, as `from voucher_service.models import Voucher`.
 """
 from voucher_service.models.access import (
     ApiToken,
+    ConsoleSession,
     IdempotencyRecord,
 )
 from voucher_service.models.banking import (
@@ -58,6 +59,7 @@ from voucher_service.models.registry import (
 )
 
 __all__ = [
+    "ConsoleSession",
     "Region",
     "Policy",
     "CatalogCategory",

@@ -51,3 +51,18 @@ class IdempotencyRecord(SQLModel, table=True):
     location: Optional[str] = Field(default=None, max_length=500)
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: str = Field(max_length=40)
+
+
+class ConsoleSession(SQLModel, table=True):
+    """A signed-in web console (DESIGN §11). The browser holds a random session
+    id in an HttpOnly cookie; this row holds only its SHA-256, and the pasted
+    token sealed with a key derived from the id (console/sessions.py): neither
+    a database reader nor a cookie alone is a usable credential after sign-out
+    deletes the row."""
+    __tablename__ = "console_session"
+    id_digest: str = Field(primary_key=True, max_length=64)
+    token_id: str = Field(foreign_key="api_token.id", max_length=40, index=True)
+    sealed_token: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    csrf_token: str = Field(max_length=64)
+    created_at: str = Field(max_length=40)
+    expires_at: str = Field(max_length=40)
