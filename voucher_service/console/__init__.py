@@ -19,7 +19,7 @@ def init_app(app) -> None:
     import os
     Babel(app, locale_selector=select_locale, default_translation_directories=os.path.join(
         os.path.dirname(__file__), "translations"), default_timezone="Asia/Shanghai")
-    from voucher_service.console import auditor, pages  # noqa: F401  (routes)
+    from voucher_service.console import auditor, finance, officer, pages, provider, sme  # noqa: F401  (routes)
     from voucher_service.console import filters
     filters.init_app(app)
     app.register_blueprint(bp)
