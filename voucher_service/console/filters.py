@@ -17,7 +17,8 @@ NAVIGATION = {
     "officer": [("console.officer_applications", _l("Applications")), ("console.officer_claims", _l("Claims")),
                 ("console.officer_proposals", _l("Catalogue proposals")),
                 ("console.officer_providers", _l("Providers"))],
-    "finance": [("console.finance_batches", _l("Batches")), ("console.finance_charts", _l("Charts"))],
+    "finance": [("console.finance_batches", _l("Batches")), ("console.finance_budget", _l("Budget")),
+                ("console.finance_charts", _l("Charts"))],
     "auditor": [("console.auditor_ledger", _l("Ledger")), ("console.auditor_checkpoint", _l("Checkpoint")),
                 ("console.auditor_verify", _l("Verify a receipt"))],
 }

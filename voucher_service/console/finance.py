@@ -10,15 +10,13 @@ answer, and a refusal is shown on the batch's page as the API put it.
 """
 from __future__ import annotations
 
-import contextvars
 import json
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from flask import Response, abort, current_app, g, redirect, render_template, request, url_for
+from flask import Response, abort, g, redirect, render_template, request, stream_with_context, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from werkzeug.test import run_wsgi_app
 
 from voucher_service.console import client
 from voucher_service.console.filters import STATUS_NAMES
@@ -206,32 +204,13 @@ def finance_batch_results(settlement_id: str):
 @for_roles("finance")
 def finance_payouts_csv(settlement_id: str):
     """The payout file exactly as the API writes it (UTF-8 with BOM, DESIGN §9), as a download."""
-    status, headers, body = _get_csv(f"/settlements/{settlement_id}/payouts")
-    if status != 200:
-        abort(status, description=client.ApiAnswer(status, headers, body, _json(body)).problem)
-    return Response(body, mimetype="text/csv", headers={
-        "Content-Disposition": headers.get("Content-Disposition") or
+    answer = client.stream(f"/settlements/{settlement_id}/payouts", g.console.token, accept="text/csv")
+    if answer.status != 200:
+        body = b"".join(answer.chunks)
+        abort(answer.status, description=client.ApiAnswer(answer.status, answer.headers, body, _json(body)).problem)
+    return Response(stream_with_context(answer.chunks), mimetype="text/csv", headers={
+        "Content-Disposition": answer.headers.get("Content-Disposition") or
         f"attachment; filename=payouts-{settlement_id}.csv"})
-
-
-def _get_csv(path: str) -> tuple[int, dict, bytes]:
-    """GET as the signed-in user with Accept: text/csv. client.call always asks
-    for JSON; until it takes an `accept` argument, the same in-process call is
-    made here with the header changed (a payout file is one line per provider,
-    so reading it whole is fine)."""
-    environ = client._environ("GET", path, g.console.token)
-    environ["HTTP_ACCEPT"] = "text/csv"
-    app = current_app._get_current_object()
-
-    def run():
-        app_iter, status, headers = run_wsgi_app(app.wsgi_app, environ, buffered=True)
-        try:
-            return int(status.split(" ", 1)[0]), dict(headers), b"".join(app_iter)
-        finally:
-            if hasattr(app_iter, "close"):
-                app_iter.close()
-
-    return contextvars.Context().run(run)
 
 
 def _json(body: bytes):
