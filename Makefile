@@ -43,9 +43,9 @@ test-postgres: $(BIN)/vouchers
 # (the compiled .mo files are committed; a test fails when they drift from the .po).
 TRANSLATIONS := voucher_service/console/translations
 translations: $(BIN)/vouchers
-	$(BIN)/pybabel extract --quiet -F babel.cfg -k _l -o $(TRANSLATIONS)/messages.pot --no-location --sort-output .
-	$(BIN)/pybabel update --quiet -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) --no-fuzzy-matching --ignore-obsolete
-	$(BIN)/pybabel compile --quiet -d $(TRANSLATIONS)
+	$(BIN)/pybabel -q extract -F babel.cfg -k _l -o $(TRANSLATIONS)/messages.pot --no-location --sort-output .
+	$(BIN)/pybabel -q update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel -q compile -d $(TRANSLATIONS)
 
 # Regenerate schemas/openapi.json after changing the API (a test fails when it drifts).
 openapi: $(BIN)/vouchers
