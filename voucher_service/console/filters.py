@@ -34,7 +34,7 @@ STATUS_NAMES = {
     "confirmed": _l("confirmed"), "redeemed": _l("redeemed"), "cancelled": _l("cancelled"),
     "settled": _l("settled"), "recovered": _l("recovered"), "draft": _l("draft"), "executed": _l("executed"),
     "completed": _l("completed"), "proposed": _l("proposed"), "withdrawn": _l("withdrawn"),
-    "suspended": _l("suspended"), "paid": _l("paid"), "failed": _l("failed"), "pending": _l("pending"),
+    "suspended": _l("suspended"), "open": _l("open"), "adopted": _l("adopted"), "paid": _l("paid"), "failed": _l("failed"), "pending": _l("pending"),
 }
 
 
