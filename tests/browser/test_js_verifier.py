@@ -29,6 +29,7 @@ from nacl.bindings import crypto_core_ed25519_is_valid_point, crypto_scalarmult_
 from sqlmodel import Session
 
 from voucher_service.db import get_engine
+from voucher_service.http.security import CONSOLE_CSP
 from voucher_service.journal.publisher import Witness
 from voucher_service.journal.tree import latest_checkpoint
 from voucher_service.ledger import Entry, Posting, SigningKey, sign_entry
@@ -45,9 +46,6 @@ from helpers import ok, publish
 REPO = Path(__file__).resolve().parents[2]
 ROUTES = {"/static/": REPO / "voucher_service" / "console" / "static", "/vectors/": REPO / "schemas" / "vectors",
           "/harness/": REPO / "tests" / "browser"}
-# The console's policy (voucher_service/http/security.py CONSOLE_CSP).
-CONSOLE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
-               "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 VECTORS = {name: json.loads((REPO / "schemas" / "vectors" / f"{name}.json").read_text(encoding="utf-8"))
            for name in ("ledger-vectors", "policy-vectors", "cosignature-vectors", "c2sp-examples")}
 LEDGER, POLICY, COSIGNATURE, C2SP = (VECTORS[n] for n in VECTORS)
