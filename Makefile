@@ -10,7 +10,7 @@ DEV_PASSPHRASE := dev-only-passphrase-change-me
 # The PostgreSQL the suite also runs on (CI starts one where none answers).
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: run test test-postgres init openapi clean bench
+.PHONY: run test test-postgres init openapi clean bench translations
 
 $(BIN)/vouchers: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ test: $(BIN)/vouchers
 test-postgres: $(BIN)/vouchers
 	$(BIN)/lint-imports --no-cache
 	VOUCHERS_TEST_DATABASE_URL="$(TEST_POSTGRES_URL)" $(BIN)/python -m pytest
+
+# The console's catalogues: extract its strings, merge them into zh and en, compile
+# (the compiled .mo files are committed; a test fails when they drift from the .po).
+TRANSLATIONS := voucher_service/console/translations
+translations: $(BIN)/vouchers
+	$(BIN)/pybabel -q extract -F babel.cfg -k _l -o $(TRANSLATIONS)/messages.pot --no-location --sort-output .
+	$(BIN)/pybabel -q update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel -q compile -d $(TRANSLATIONS)
 
 # Regenerate schemas/openapi.json after changing the API (a test fails when it drifts).
 openapi: $(BIN)/vouchers

@@ -30,6 +30,10 @@ def from_environment(environ=None) -> dict:
         "RATELIMIT_STORAGE_URI": env.get("VOUCHERS_RATE_LIMIT_STORAGE_URL", "memory://"),
         # Strict-Transport-Security max-age; 0 leaves the header out (browsers ignore it over plain HTTP).
         "VOUCHERS_HSTS_SECONDS": int(env.get("VOUCHERS_HSTS_SECONDS", str(365 * 24 * 3600))),
+        # The console's cookies are Secure when the request came over TLS (gunicorn
+        # takes X-Forwarded-Proto from the local proxy); this makes them Secure always.
+        "VOUCHERS_CONSOLE_SECURE_COOKIES": env.get("VOUCHERS_CONSOLE_SECURE_COOKIES", "").lower() in ("1", "true",
+                                                                                                   "yes"),
         # How many member regions must approve a change to the shared catalogue
         # (catalogue/proposals.py): `all` of them, or a number N (at most all).
         "VOUCHERS_CATALOGUE_QUORUM": env.get("VOUCHERS_CATALOGUE_QUORUM", "all"),

@@ -51,8 +51,8 @@ class ApiStream:
 
 
 def _environ(method: str, path: str, token: str | None, *, query=None, json_body=None, form=None, files=None,
-             idempotency_key: str | None = None) -> dict:
-    headers = {"Accept": "application/json"}
+             idempotency_key: str | None = None, accept: str = "application/json") -> dict:
+    headers = {"Accept": accept}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     if idempotency_key:
@@ -95,10 +95,10 @@ def call(method: str, path: str, token: str | None, **kwargs) -> ApiAnswer:
     return ApiAnswer(status=status, headers=headers, body=body, data=data)
 
 
-def stream(path: str, token: str | None, *, query=None) -> ApiStream:
+def stream(path: str, token: str | None, *, query=None, accept: str = "application/json") -> ApiStream:
     """A GET whose body may be large (an export, a payout file): its chunks are
     produced in the call's own context, one at a time, as the browser reads."""
-    environ = _environ("GET", path, token, query=query)
+    environ = _environ("GET", path, token, query=query, accept=accept)
     app = current_app._get_current_object()
     context = contextvars.Context()
     app_iter, status, headers = context.run(run_wsgi_app, app.wsgi_app, environ)

@@ -17,7 +17,8 @@ NAVIGATION = {
     "officer": [("console.officer_applications", _l("Applications")), ("console.officer_claims", _l("Claims")),
                 ("console.officer_proposals", _l("Catalogue proposals")),
                 ("console.officer_providers", _l("Providers"))],
-    "finance": [("console.finance_batches", _l("Batches")), ("console.finance_charts", _l("Charts"))],
+    "finance": [("console.finance_batches", _l("Batches")), ("console.finance_budget", _l("Budget")),
+                ("console.finance_charts", _l("Charts"))],
     "auditor": [("console.auditor_ledger", _l("Ledger")), ("console.auditor_checkpoint", _l("Checkpoint")),
                 ("console.auditor_verify", _l("Verify a receipt"))],
 }
@@ -33,7 +34,7 @@ STATUS_NAMES = {
     "confirmed": _l("confirmed"), "redeemed": _l("redeemed"), "cancelled": _l("cancelled"),
     "settled": _l("settled"), "recovered": _l("recovered"), "draft": _l("draft"), "executed": _l("executed"),
     "completed": _l("completed"), "proposed": _l("proposed"), "withdrawn": _l("withdrawn"),
-    "suspended": _l("suspended"), "paid": _l("paid"), "failed": _l("failed"), "pending": _l("pending"),
+    "suspended": _l("suspended"), "open": _l("open"), "adopted": _l("adopted"), "paid": _l("paid"), "failed": _l("failed"), "pending": _l("pending"),
 }
 
 

@@ -86,3 +86,10 @@ def _refused(error: HTTPException):
     if error.code == 401:  # the token stopped working mid-session (revoked, expired)
         return redirect(url_for("console.sign_in_form", next=request.full_path.rstrip("?")))
     return render_template("console/refused.html", status=error.code, problem=problem), error.code or 500
+
+
+@bp.get("/<path:_unknown>")
+def not_found(_unknown: str):
+    """A console address that is not a page: the console's own 404, not the API's JSON."""
+    return render_template("console/refused.html", status=404,
+                           problem={"detail": _("There is no such page.")}), 404

@@ -157,7 +157,11 @@ def _count_by_outcome(response):
 
 
 def _exempt() -> bool:
-    return request.path in EXEMPT_PATHS
+    # A console page is counted where it calls the API, with its user's token
+    # (console/client.py); counting the page too would charge a whole office
+    # behind one address for every page its clerks open. Signing in is counted.
+    console_page = request.blueprint == CONSOLE_BLUEPRINT and request.endpoint != "console.sign_in"
+    return request.path in EXEMPT_PATHS or console_page
 
 
 def _too_many_requests(error: RateLimitExceeded):

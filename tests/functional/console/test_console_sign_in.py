@@ -116,3 +116,8 @@ def test_the_language_follows_the_browser_and_can_be_switched(app, auditor_token
     r = console.get("/console/language/zh?next=/console/checkpoint")
     assert r.status_code == 303 and r.headers["Location"] == "/console/checkpoint"
     assert '<html lang="zh-CN">' in console.page("/console/checkpoint"), "the switch outranks the browser"
+
+
+def test_an_unknown_console_address_is_a_page_not_json(app, auditor_token):
+    r = Console(app, auditor_token).get("/console/no/such/page")
+    assert r.status_code == 404 and r.mimetype == "text/html"

@@ -1,0 +1,141 @@
+"""The officer's claims: the queue of claims its region pays, each claim with
+its evidence, approve or reject, and the recovery (clawback) of one paid."""
+from __future__ import annotations
+
+import json
+
+from flask import Response, abort, g, render_template, request, stream_with_context
+from flask_babel import lazy_gettext as _l
+
+from voucher_service.console import client
+from voucher_service.console.officer_common import (
+    OFFICER,
+    PAGE_SIZE,
+    done,
+    form_problem,
+    load_or_refuse,
+    my_region,
+    notice,
+    parse_yuan,
+    refused,
+)
+from voucher_service.console.web import api, bp, for_roles
+
+# The states a claim passes through, as the API names them; "confirmed" awaits the officer.
+CLAIM_STATUSES = ("reserved", "claimed", "confirmed", "redeemed", "settled", "recovered", "rejected", "cancelled")
+CLAIM_FILTERS = ("status", "provider_id", "voucher_id")
+REJECTABLE = ("reserved", "claimed", "confirmed")
+RECOVERABLE = ("redeemed", "settled")
+# The API lists every redemption an officer may read: its region's, and those at its
+# region's providers that other regions pay. The queue keeps those its region decides,
+# reading at most this many API pages for one page of the console.
+MAX_API_PAGES = 5
+
+
+def _claims_page(query: dict, cursor: str, mine_only: bool):
+    items = []
+    for _read in range(MAX_API_PAGES):
+        answer = api("GET", "/redemptions",
+                     query={**query, "limit": PAGE_SIZE, **({"cursor": cursor} if cursor else {})})
+        if not answer.ok:
+            return {"items": [], "next_cursor": None}, answer
+        items += [row for row in answer.data["items"] if not mine_only or row["region"] == my_region()]
+        cursor = answer.data["next_cursor"]
+        if not cursor or not mine_only or len(items) >= PAGE_SIZE:
+            break
+    return {"items": items, "next_cursor": cursor}, answer
+
+
+@bp.get("/officer/claims")
+@for_roles(OFFICER)
+def officer_claims():
+    chosen = {name: request.args.get(name, "").strip() for name in CLAIM_FILTERS}
+    if "status" not in request.args:
+        chosen["status"] = "confirmed"
+    chosen["scope"] = "all" if request.args.get("scope") == "all" else "mine"
+    given = {name: chosen[name] for name in CLAIM_FILTERS if chosen[name]}
+    cursor = request.args.get("cursor", "")
+    page, answer = _claims_page(given, cursor, chosen["scope"] == "mine")
+    return render_template("console/officer/claims.html", page=page, chosen=chosen, cursor=cursor,
+                           statuses=CLAIM_STATUSES, problem=answer.problem,
+                           filters_given={**given, "status": chosen["status"], "scope": chosen["scope"]}), answer.status
+
+
+DOCUMENT_KINDS = {"contract": _l("Contract"), "invoice": _l("Invoice"), "acceptance": _l("Acceptance record"),
+                  "payment_proof": _l("Proof of payment")}
+
+
+def _claim_page(redemption_id: str, *, form=None, posted: str = "", problem=None, status: int = 200, answer=None):
+    redemption = load_or_refuse(f"/redemptions/{redemption_id}", answer)
+    documents = api("GET", f"/redemptions/{redemption_id}/documents")
+    provider = api("GET", f"/providers/{redemption['provider_id']}")
+    context = dict(redemption=redemption, documents=documents.data["items"] if documents.ok else [],
+                   documents_problem=documents.problem, provider=provider.data if provider.ok else None,
+                   mine=redemption["region"] == my_region(), rejectable=REJECTABLE, recoverable=RECOVERABLE,
+                   document_kinds=DOCUMENT_KINDS, form=form or {}, posted=posted, notice=notice())
+    if problem is not None:
+        renames = {"amount_fen": "amount_yuan", "reason": f"{posted}_reason"}
+        return refused("console/officer/claim.html", problem, status, renames=renames, **context)
+    return render_template("console/officer/claim.html", errors={}, **context)
+
+
+@bp.get("/officer/claims/<string:redemption_id>")
+@for_roles(OFFICER)
+def officer_claim(redemption_id: str):
+    return _claim_page(redemption_id)
+
+
+def _decided(redemption_id: str, answer, key: str, posted: str):
+    if answer.ok:
+        return done("console.officer_claim", key, redemption_id=redemption_id)
+    return _claim_page(redemption_id, form=request.form, posted=posted, problem=answer.problem, status=answer.status,
+                       answer=answer)
+
+
+@bp.post("/officer/claims/<string:redemption_id>/approve")
+@for_roles(OFFICER)
+def officer_claim_approve(redemption_id: str):
+    return _decided(redemption_id, api("POST", f"/redemptions/{redemption_id}/approve"), "claim_approved", "approve")
+
+
+@bp.post("/officer/claims/<string:redemption_id>/reject")
+@for_roles(OFFICER)
+def officer_claim_reject(redemption_id: str):
+    answer = api("POST", f"/redemptions/{redemption_id}/reject",
+                 json_body={"reason": request.form.get("reason", "").strip()})
+    return _decided(redemption_id, answer, "claim_rejected", "reject")
+
+
+@bp.post("/officer/claims/<string:redemption_id>/recover")
+@for_roles(OFFICER)
+def officer_claim_recover(redemption_id: str):
+    amount_fen, amount_error = parse_yuan(request.form.get("amount_yuan"), required=True)
+    if amount_error:
+        return _claim_page(redemption_id, form=request.form, posted="recover", status=422,
+                           problem=form_problem({"body.amount_yuan": amount_error}))
+    answer = api("POST", f"/redemptions/{redemption_id}/recover",
+                 json_body={"amount_fen": amount_fen, "reason": request.form.get("reason", "").strip()})
+    return _decided(redemption_id, answer, "recovered", "recover")
+
+
+@bp.get("/officer/claims/<string:redemption_id>/documents/<string:sha256>")
+@for_roles(OFFICER)
+def officer_claim_document(redemption_id: str, sha256: str):
+    """The document's bytes as the API serves them, streamed through: always a
+    download (never shown in the console's own origin: an uploaded file is the
+    provider's content), with the media type the service decided from its bytes."""
+    answer = client.stream(f"/redemptions/{redemption_id}/documents/{sha256}", g.console.token)
+    if answer.status != 200:
+        body = b"".join(answer.chunks)
+        try:
+            problem = json.loads(body)
+        except ValueError:
+            problem = {"detail": ""}
+        abort(answer.status, description=problem)
+    disposition = answer.headers.get("Content-Disposition", "")
+    headers = {"Content-Type": answer.headers.get("Content-Type", "application/octet-stream"),
+               "Content-Disposition": disposition if disposition.startswith("attachment") else "attachment",
+               "X-Content-Type-Options": "nosniff"}
+    if "Content-Length" in answer.headers:
+        headers["Content-Length"] = answer.headers["Content-Length"]
+    return Response(stream_with_context(answer.chunks), status=200, headers=headers)
