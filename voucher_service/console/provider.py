@@ -32,7 +32,8 @@ UPLOAD_ENDPOINT = "console.provider_upload"
 
 NOTICES = {
     "uploaded": _l("The document is stored with this reservation."),
-    "claimed": _l("Your claim is submitted. The enterprise confirms the delivery, then the issuing region approves it."),
+    "claimed": _l("Your claim is submitted. The enterprise confirms the delivery, "
+                  "then the issuing region approves it."),
 }
 
 

@@ -52,7 +52,8 @@ def sme_voucher(voucher_id: str):
     redeemed_seq = _redeemed_entries(voucher_id) if any(r["status"] in REDEEMED_STATUSES
                                                          for r in redemptions) else {}
     return render_template("console/sme/voucher.html", voucher=voucher, redemptions=redemptions,
-                           provider_names=provider_names(redemptions), redeemed_seq=redeemed_seq, redeemed_statuses=REDEEMED_STATUSES,
+                           provider_names=provider_names(redemptions), redeemed_seq=redeemed_seq,
+                           redeemed_statuses=REDEEMED_STATUSES,
                            reserved=_just_reserved(voucher_id), notice=done_notice(NOTICES))
 
 

@@ -108,7 +108,8 @@ def test_the_whole_path_through_the_sme_and_provider_forms(app, actors):
     with nothing_changes(app):
         r = sme.post(reserve_page, {**form, "action": "work_out"})
     assert r.status_code == 200
-    assert "The voucher pays ¥500.00 of the ¥1,000.01 price; you pay the provider ¥500.01." in text(r.get_data(as_text=True))
+    worked_out = "The voucher pays ¥500.00 of the ¥1,000.01 price; you pay the provider ¥500.01."
+    assert worked_out in text(r.get_data(as_text=True))
 
     # Reserve: the API's answer is what the voucher page shows.
     r = sme.post(reserve_page, {**form, "action": "reserve"})
@@ -146,6 +147,7 @@ def test_the_whole_path_through_the_sme_and_provider_forms(app, actors):
     r = sme.post(f"/console/reservations/{redemption_id}/confirm", from_page="/console/reservations")
     assert r.status_code == 303 and r.headers["Location"] == "/console/reservations?done=confirmed"
     assert ok(api_sme.get(f"/redemptions/{redemption_id}"))["status"] == "confirmed"
+    assert "Waiting for the issuing region's approval" in text(sme.page(f"/console/vouchers/{voucher['id']}"))
 
     # Once the region approves, the voucher page links the entry and its receipt.
     approved = ok(officer.post(f"/redemptions/{redemption_id}/approve"))
