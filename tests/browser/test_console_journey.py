@@ -29,7 +29,9 @@ class Role:
 
     def __init__(self, browser, base: str, token: str, name: str, locale: str = "en-US"):
         self.problems: list[str] = []
-        self.context = browser.new_context(base_url=base, locale=locale, viewport={"width": 1280, "height": 900})
+        # Reduced motion: the charts draw at once (no animation), so a screenshot shows the final bars.
+        self.context = browser.new_context(base_url=base, locale=locale, viewport={"width": 1280, "height": 900},
+                                           reduced_motion="reduce")
         self.context.route("**/*", self._only_local)
         self.page = self.context.new_page()
         self.page.set_default_timeout(DEFAULT_TIMEOUT_MS)
