@@ -29,6 +29,7 @@ from helpers import (
 )
 from sqlmodel import Session
 
+from voucher_service.clock import local_date, utc_now
 from voucher_service.db import get_engine
 from voucher_service.http import access, auth
 
@@ -292,12 +293,12 @@ POLICY_BODY = {"enterprise_cap_fen": 20_000_000, "team_cap_fen": 5_000_000, "sub
 def new_region_body(_target):
     code = "X" + "".join(secrets.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(5))
     return {"code": code, "name_zh": "新成员", "name_en": "New member",
-            "policy": {**POLICY_BODY, "effective_from": date.today().isoformat()}}
+            "policy": {**POLICY_BODY, "effective_from": local_date(utc_now()).isoformat()}}
 
 
 def future_policy_body(_target):
     # One policy a day per region: every call a later day.
-    return {**POLICY_BODY, "effective_from": (date.today() + timedelta(days=30 + next(_counter))).isoformat()}
+    return {**POLICY_BODY, "effective_from": (local_date(utc_now()) + timedelta(days=30 + next(_counter))).isoformat()}
 
 
 def funding_body(_target):

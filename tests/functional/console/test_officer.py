@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import date, timedelta
+from datetime import timedelta
 from html.parser import HTMLParser
 
 import pytest
 from helpers import Console, add_evidence, make_uscc, nothing_changes, ok, unique_invoice
+
+from voucher_service.clock import local_date, utc_now
 
 SH_ENTERPRISE, SH_PROVIDER, KS_PROVIDER = "ent-sh-001", "prv-sh-001", "prv-ks-002"
 NUMBER = "6222021001098765432"
@@ -135,7 +137,7 @@ def test_an_application_is_rejected_with_its_reason(actors, sh):
 def test_a_validity_beyond_the_policy_is_refused_and_shown_with_what_was_typed(app, actors, sh):
     application_id = submitted(actors)
     page = f"/console/officer/applications/{application_id}"
-    too_late = (date.today() + timedelta(days=400)).isoformat()
+    too_late = (local_date(utc_now()) + timedelta(days=400)).isoformat()
     with nothing_changes(app):
         r = sh.post(f"{page}/approve", {"amount_yuan": "1000", "valid_until": too_late}, from_page=page)
     assert r.status_code == 409
@@ -178,7 +180,7 @@ def test_the_queue_filters_by_enterprise_and_day_and_pages_with_the_cursor(actor
     next_page = re.search(r'href="(/console/officer/applications\?[^"]*cursor=[^"]+)"', html).group(1)
     rest = sh.page(next_page.replace("&amp;", "&"))
     assert set(ids) - shown <= set(re.findall(r"app_[0-9A-Za-z_-]+", rest))
-    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    tomorrow = (local_date(utc_now()) + timedelta(days=1)).isoformat()
     assert "No applications match." in sh.page(f"/console/officer/applications?submitted_from={tomorrow}")
     r = sh.get("/console/officer/applications?submitted_from=2026-05-01&submitted_to=2026-04-01")
     assert r.status_code == 422 and "submitted_to" in problem_shown(r.get_data(as_text=True))
