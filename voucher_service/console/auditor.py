@@ -2,10 +2,9 @@
 checkpoint with its witnesses, the export, and verification in the browser."""
 from __future__ import annotations
 
-from flask import Response, abort, g, render_template, request, stream_with_context
+from flask import Response, abort, g, render_template, request
 
-from voucher_service.console import client
-from voucher_service.console.web import api, bp, for_roles, get
+from voucher_service.console.web import api, bp, download, for_roles, get
 
 AUDIT_ROLES = ("auditor", "admin")
 FILTERS = ("kind", "region", "ref", "from", "to")
@@ -53,11 +52,8 @@ def auditor_checkpoint():
 @for_roles(*AUDIT_ROLES)
 def auditor_export():
     """The whole ledger as the API exports it, streamed through, never held in memory."""
-    answer = client.stream("/ledger/export", _token(), query={k: request.args[k] for k in ("start", "end")
-                                                              if request.args.get(k)})
-    headers = {"Content-Type": answer.headers.get("Content-Type", "application/octet-stream"),
-               "Content-Disposition": "attachment; filename=ledger.jsonl"}
-    return Response(stream_with_context(answer.chunks), status=answer.status, headers=headers)
+    return download("/ledger/export", filename="ledger.jsonl",
+                    query={k: request.args[k] for k in ("start", "end") if request.args.get(k)})
 
 
 def _token() -> str:

@@ -31,6 +31,17 @@ class ApiAnswer:
     body: bytes
     data: object = field(default=None)
 
+    @classmethod
+    def read(cls, status: int, headers: dict, body: bytes) -> "ApiAnswer":
+        """The answer with its JSON body parsed (a problem, or the resource)."""
+        data = None
+        if body and headers.get("Content-Type", "").split(";")[0].strip().endswith("json"):
+            try:
+                data = json.loads(body)
+            except ValueError:
+                data = None
+        return cls(status=status, headers=headers, body=body, data=data)
+
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
@@ -85,14 +96,7 @@ def call(method: str, path: str, token: str | None, **kwargs) -> ApiAnswer:
             if hasattr(app_iter, "close"):
                 app_iter.close()
 
-    status, headers, body = contextvars.Context().run(run)
-    data = None
-    if body and headers.get("Content-Type", "").split(";")[0].strip().endswith("json"):
-        try:
-            data = json.loads(body)
-        except ValueError:
-            data = None
-    return ApiAnswer(status=status, headers=headers, body=body, data=data)
+    return ApiAnswer.read(*contextvars.Context().run(run))
 
 
 def stream(path: str, token: str | None, *, query=None, accept: str = "application/json") -> ApiStream:

@@ -1,11 +1,16 @@
-"""What templates share: money in yuan from integer fen, the navigation of
-each role, the form token and the language switch."""
+"""What templates share: money in yuan from integer fen, instants in the
+programme's time, the navigation of each role, the form token and the
+language switch."""
 from __future__ import annotations
+
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 from flask import g, request
 from flask_babel import get_locale, lazy_gettext as _l
 from markupsafe import Markup, escape
 
+from voucher_service.clock import PROGRAMME_TIMEZONE
 from voucher_service.console.web import CSRF_FIELD, new_form_key
 
 # Each role's pages, in the order of its work.
@@ -34,7 +39,8 @@ STATUS_NAMES = {
     "confirmed": _l("confirmed"), "redeemed": _l("redeemed"), "cancelled": _l("cancelled"),
     "settled": _l("settled"), "recovered": _l("recovered"), "draft": _l("draft"), "executed": _l("executed"),
     "completed": _l("completed"), "proposed": _l("proposed"), "withdrawn": _l("withdrawn"),
-    "suspended": _l("suspended"), "open": _l("open"), "adopted": _l("adopted"), "paid": _l("paid"), "failed": _l("failed"), "pending": _l("pending"),
+    "suspended": _l("suspended"), "open": _l("open"), "adopted": _l("adopted"), "paid": _l("paid"),
+    "failed": _l("failed"), "pending": _l("pending"),
 }
 
 
@@ -53,6 +59,33 @@ def percent_bp(basis_points) -> str:
         return "—"
     whole, rest = divmod(int(basis_points), 100)
     return f"{whole}.{rest:02d}%".replace(".00%", "%")
+
+
+def _programme_time(moment: str | None) -> datetime | None:
+    """The API's RFC 3339 UTC instant in Asia/Shanghai: the programme's time, in
+    which its periods, fiscal years and date filters are counted, so a day shown
+    is the day an officer filters by (a UTC date is the day before until 08:00)."""
+    if not moment:
+        return None
+    try:
+        parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(ZoneInfo(PROGRAMME_TIMEZONE))
+
+
+def shanghai_time(moment: str | None) -> str:
+    """"2026-03-01 08:00" from "2026-03-01T00:00:00.000000Z"."""
+    local = _programme_time(moment)
+    return local.strftime("%Y-%m-%d %H:%M") if local else (moment or "—")
+
+
+def shanghai_date(moment: str | None) -> str:
+    """"2026-03-01" from "2026-02-28T16:00:00.000000Z"."""
+    local = _programme_time(moment)
+    return local.strftime("%Y-%m-%d") if local else (moment or "—")
 
 
 def _csrf_field() -> Markup:
@@ -79,4 +112,6 @@ def _endpoints() -> set[str]:
 def init_app(app) -> None:
     app.jinja_env.filters["yuan"] = yuan
     app.jinja_env.filters["percent_bp"] = percent_bp
+    app.jinja_env.filters["shanghai_time"] = shanghai_time
+    app.jinja_env.filters["shanghai_date"] = shanghai_date
     app.context_processor(lambda: _context() if request.blueprint == "console" else {})

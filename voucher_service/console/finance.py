@@ -10,21 +10,18 @@ answer, and a refusal is shown on the batch's page as the API put it.
 """
 from __future__ import annotations
 
-import json
-from datetime import datetime, timezone
-from zoneinfo import ZoneInfo
-
-from flask import Response, abort, g, redirect, render_template, request, stream_with_context, url_for
+from flask import redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from voucher_service.clock import local_date, utc_now
 from voucher_service.console import client
 from voucher_service.console.filters import STATUS_NAMES
-from voucher_service.console.web import api, bp, for_roles, get, principal
+from voucher_service.console.form_input import done_notice, field_errors
+from voucher_service.console.web import api, bp, download, for_roles, get, principal
 
 STATUSES = ("draft", "approved", "executed", "completed", "cancelled")
 PAGE_SIZE = 50
-PROGRAMME_TIMEZONE = ZoneInfo("Asia/Shanghai")  # periods are calendar months and quarters there (DESIGN §2)
 
 # What a successful write says on the page it leads to (?done=KEY): fixed words, never text from the URL.
 DONE = {"created": _l("The batch was created. It now needs an approval from each region it touches."),
@@ -35,41 +32,16 @@ DONE = {"created": _l("The batch was created. It now needs an approval from each
 
 
 def notice() -> str | None:
-    text = DONE.get(request.args.get("done", ""))
-    return str(text) if text else None
-
-
-def field_errors(problem: dict | None, rename: dict | None = None) -> dict:
-    """The problem's messages per field, keyed as the `field` macro looks them up
-    ("body.NAME", NAME the form's input): the API keys a JSON body's fields by
-    their own name, and a form's input may be named otherwise (amount → amount_fen)."""
-    rename = rename or {}
-    errors = (problem or {}).get("errors") or {}
-    return {key if key.startswith("body.") else f"body.{rename.get(key, key)}": messages
-            for key, messages in errors.items()}
+    return done_notice(DONE)
 
 
 def suggested_period(region: dict | None) -> str:
     """The period a batch would usually be for now: this month or this quarter,
     by the region's payout cycle (the API refuses a period of the other cycle)."""
-    today = datetime.now(PROGRAMME_TIMEZONE)
+    today = local_date(utc_now())
     if (((region or {}).get("policy") or {}).get("payout_cycle")) == "quarterly":
         return f"{today.year}-Q{(today.month - 1) // 3 + 1}"
     return today.strftime("%Y-%m")
-
-
-@bp.app_template_filter("shanghai_time")
-def shanghai_time(moment: str | None) -> str:
-    """"2026-03-01 08:00" in Asia/Shanghai from the API's RFC 3339 UTC instant."""
-    if not moment:
-        return "—"
-    try:
-        parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
-    except ValueError:
-        return moment
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(PROGRAMME_TIMEZONE).strftime("%Y-%m-%d %H:%M")
 
 
 def own_region() -> dict | None:
@@ -204,20 +176,8 @@ def finance_batch_results(settlement_id: str):
 @for_roles("finance")
 def finance_payouts_csv(settlement_id: str):
     """The payout file exactly as the API writes it (UTF-8 with BOM, DESIGN §9), as a download."""
-    answer = client.stream(f"/settlements/{settlement_id}/payouts", g.console.token, accept="text/csv")
-    if answer.status != 200:
-        body = b"".join(answer.chunks)
-        abort(answer.status, description=client.ApiAnswer(answer.status, answer.headers, body, _json(body)).problem)
-    return Response(stream_with_context(answer.chunks), mimetype="text/csv", headers={
-        "Content-Disposition": answer.headers.get("Content-Disposition") or
-        f"attachment; filename=payouts-{settlement_id}.csv"})
-
-
-def _json(body: bytes):
-    try:
-        return json.loads(body)
-    except ValueError:
-        return None
+    return download(f"/settlements/{settlement_id}/payouts", filename=f"payouts-{settlement_id}.csv",
+                    accept="text/csv")
 
 
 from voucher_service.console import finance_charts, finance_money  # noqa: E402,F401  (their routes)

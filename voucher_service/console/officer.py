@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from flask import render_template, request
 
+from voucher_service.console.form_input import YuanError, form_problem, parse_yuan
 from voucher_service.console.officer_common import (
     OFFICER,
     PAGE_SIZE,
     done,
-    form_problem,
     load_or_refuse,
     notice,
-    parse_yuan,
     refused,
 )
 from voucher_service.console.web import api, bp, for_roles, get
@@ -65,10 +64,12 @@ def officer_application(application_id: str):
 def officer_application_approve(application_id: str):
     """Approve, for the amount asked unless the officer grants less, valid as long
     as the policy allows unless a shorter end is given (the API's defaults)."""
-    amount_fen, amount_error = parse_yuan(request.form.get("amount_yuan"), required=False)
-    if amount_error:
+    typed = request.form.get("amount_yuan", "").strip()
+    try:
+        amount_fen = parse_yuan(typed) if typed else None
+    except YuanError as error:
         return _application_page(application_id, form=request.form, status=422,
-                                 problem=form_problem({"body.amount_yuan": amount_error}))
+                                 problem=form_problem({"body.amount_yuan": str(error)}))
     body = {"amount_fen": amount_fen, "valid_until": request.form.get("valid_until", "").strip()}
     answer = api("POST", f"/applications/{application_id}/approve",
                  json_body={name: value for name, value in body.items() if value not in (None, "")})

@@ -2,24 +2,20 @@
 its evidence, approve or reject, and the recovery (clawback) of one paid."""
 from __future__ import annotations
 
-import json
-
-from flask import Response, abort, g, render_template, request, stream_with_context
+from flask import render_template, request
 from flask_babel import lazy_gettext as _l
 
-from voucher_service.console import client
+from voucher_service.console.form_input import YuanError, checked_id, form_problem, parse_yuan
 from voucher_service.console.officer_common import (
     OFFICER,
     PAGE_SIZE,
     done,
-    form_problem,
     load_or_refuse,
     my_region,
     notice,
-    parse_yuan,
     refused,
 )
-from voucher_service.console.web import api, bp, for_roles
+from voucher_service.console.web import api, bp, download, for_roles
 
 # The states a claim passes through, as the API names them; "confirmed" awaits the officer.
 CLAIM_STATUSES = ("reserved", "claimed", "confirmed", "redeemed", "settled", "recovered", "rejected", "cancelled")
@@ -109,33 +105,22 @@ def officer_claim_reject(redemption_id: str):
 @bp.post("/officer/claims/<string:redemption_id>/recover")
 @for_roles(OFFICER)
 def officer_claim_recover(redemption_id: str):
-    amount_fen, amount_error = parse_yuan(request.form.get("amount_yuan"), required=True)
-    if amount_error:
+    try:
+        amount_fen = parse_yuan(request.form.get("amount_yuan"))
+    except YuanError as error:
         return _claim_page(redemption_id, form=request.form, posted="recover", status=422,
-                           problem=form_problem({"body.amount_yuan": amount_error}))
+                           problem=form_problem({"body.amount_yuan": str(error)}))
     answer = api("POST", f"/redemptions/{redemption_id}/recover",
                  json_body={"amount_fen": amount_fen, "reason": request.form.get("reason", "").strip()})
     return _decided(redemption_id, answer, "recovered", "recover")
 
 
-@bp.get("/officer/claims/<string:redemption_id>/documents/<string:sha256>")
-@for_roles(OFFICER)
-def officer_claim_document(redemption_id: str, sha256: str):
-    """The document's bytes as the API serves them, streamed through: always a
-    download (never shown in the console's own origin: an uploaded file is the
-    provider's content), with the media type the service decided from its bytes."""
-    answer = client.stream(f"/redemptions/{redemption_id}/documents/{sha256}", g.console.token)
-    if answer.status != 200:
-        body = b"".join(answer.chunks)
-        try:
-            problem = json.loads(body)
-        except ValueError:
-            problem = {"detail": ""}
-        abort(answer.status, description=problem)
-    disposition = answer.headers.get("Content-Disposition", "")
-    headers = {"Content-Type": answer.headers.get("Content-Type", "application/octet-stream"),
-               "Content-Disposition": disposition if disposition.startswith("attachment") else "attachment",
-               "X-Content-Type-Options": "nosniff"}
-    if "Content-Length" in answer.headers:
-        headers["Content-Length"] = answer.headers["Content-Length"]
-    return Response(stream_with_context(answer.chunks), status=200, headers=headers)
+@bp.get("/claims/<string:redemption_id>/documents/<string:sha256>")
+@for_roles(OFFICER, "provider")
+def claim_document(redemption_id: str, sha256: str):
+    """A claim's document for the provider that uploaded it and the officers of
+    the regions the API lets read it, from their claim pages: its bytes as the
+    API serves them, always a download (never shown in the console's own origin:
+    an uploaded file is the provider's content), with the media type the service
+    decided from its bytes."""
+    return download(f"/redemptions/{checked_id(redemption_id)}/documents/{checked_id(sha256)}", filename=sha256)

@@ -1,5 +1,6 @@
-"""What the officer's pages share: amounts and ratios typed by people, the
-refusal of a write shown on its form, and the notice after one.
+"""What the officer's pages share: ratios typed by people, the refusal of a
+write shown on its form, and the notices after one (amounts, field errors and
+the notice mechanism are every role's: form_input.py).
 
 Everything a page shows or changes is still an API call (console/web.py); this
 module only turns form text into API bodies and API answers into page context.
@@ -8,18 +9,15 @@ from __future__ import annotations
 
 import re
 
-from flask import abort, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from voucher_service.console.form_input import done_notice, field_errors
 from voucher_service.console.web import api, principal
 
 OFFICER = "officer"
 PAGE_SIZE = 20
-# An amount as people write it: whole yuan, optionally with jiao and fen. A leading ¥
-# and thousands separators are what they copy from the pages, so they are allowed, but
-# only in threes: "1,00" may be someone's decimal comma, and is refused, not guessed.
-_YUAN = re.compile(r"(\d{1,3}(?:,\d{3})+|\d{1,13})(?:\.(\d{1,2}))?")
 _PERCENT = re.compile(r"(\d{1,3})(?:\.(\d{1,2}))?")
 
 # Shown after a successful write: the URL names a key, never free text.
@@ -43,21 +41,6 @@ NOTICES = {
 }
 
 
-def parse_yuan(text: str | None, *, required: bool) -> tuple[int | None, str | None]:
-    """Fen from a decimal amount in yuan, exactly (strings and integers, never a
-    float): (fen, None), or (None, why not) in words for the form."""
-    text = (text or "").strip().lstrip("¥￥").strip()
-    if not text:
-        return None, (_("Enter an amount in yuan.") if required else None)
-    found = _YUAN.fullmatch(text)
-    if found is None:
-        return None, _("Enter an amount in yuan with at most two decimals, e.g. 1234.50.")
-    amount_fen = int(found.group(1).replace(",", "")) * 100 + int((found.group(2) or "").ljust(2, "0"))
-    if amount_fen <= 0:
-        return None, _("The amount must be more than zero.")
-    return amount_fen, None
-
-
 def parse_percent_bp(text: str | None) -> tuple[int | None, str | None]:
     """Basis points from a percentage with at most two decimals (37.5 → 3750)."""
     text = (text or "").strip().rstrip("%").strip()
@@ -72,29 +55,8 @@ def parse_percent_bp(text: str | None) -> tuple[int | None, str | None]:
     return basis_points, None
 
 
-def form_problem(errors: dict[str, str]) -> dict:
-    """A form the page refuses before any call: its fields' errors, in the API's shape."""
-    return {"title": _("Check the form"), "detail": _("Some fields need correcting."),
-            "errors": {name: [message] for name, message in errors.items()}}
-
-
-def field_errors(problem: dict | None, renames: dict[str, str] | None = None) -> dict:
-    """The problem's per-field messages keyed as the form macros look them up
-    (`body.<field>`); `renames` maps an API field to the form's (amount_fen →
-    amount_yuan), so the message sits beside what the user typed."""
-    if not problem or not isinstance(problem.get("errors"), dict):
-        return {}
-    renames = renames or {}
-    found = {}
-    for name, messages in problem["errors"].items():
-        name = name.removeprefix("body.").removeprefix("json.")
-        found[f"body.{renames.get(name, name)}"] = messages if isinstance(messages, list) else [str(messages)]
-    return found
-
-
 def notice() -> str | None:
-    key = request.args.get("done")
-    return str(NOTICES[key]) if key in NOTICES else None
+    return done_notice(NOTICES)
 
 
 def done(endpoint: str, key: str, **values):

@@ -7,12 +7,12 @@ from __future__ import annotations
 from flask import render_template, request
 from flask_babel import lazy_gettext as _l
 
+from voucher_service.console.form_input import form_problem
 from voucher_service.console.officer_common import (
     OFFICER,
     PAGE_SIZE,
     done,
     every_item,
-    form_problem,
     load_or_refuse,
     my_region,
     notice,

@@ -1,7 +1,7 @@
 """Signing in and out, the language, and each role's way in."""
 from __future__ import annotations
 
-from flask import g, make_response, redirect, render_template, request, url_for
+from flask import current_app, g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
@@ -88,8 +88,35 @@ def _refused(error: HTTPException):
     return render_template("console/refused.html", status=error.code, problem=problem), error.code or 500
 
 
-@bp.get("/<path:_unknown>")
+# Every method, so that a console address asked with a method it does not take
+# is answered in the console's frame too (a routing error is the app's, whose
+# handler is the API's problem+json).
+OTHER_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
+
+
+@bp.route("/", methods=OTHER_METHODS, defaults={"_unknown": ""})
+@bp.route("/<path:_unknown>", methods=["GET", *OTHER_METHODS])
 def not_found(_unknown: str):
-    """A console address that is not a page: the console's own 404, not the API's JSON."""
+    """A console address that is not a page, or not for this method: the
+    console's own 404 or 405 (with Allow), not the API's JSON."""
+    allowed = _methods_taken(request.path)
+    if allowed:
+        return render_template("console/refused.html", status=405, problem={
+            "detail": _("This page cannot be used that way. Open it from the console's menu.")}), 405, {
+            "Allow": ", ".join(allowed)}
     return render_template("console/refused.html", status=404,
                            problem={"detail": _("There is no such page.")}), 404
+
+
+def _methods_taken(path: str) -> list[str]:
+    """The methods a page of the console other than this catch-all answers at `path`."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    allowed = []
+    for method in ("GET", "POST"):
+        try:
+            endpoint, _values = adapter.match(path, method=method)
+        except HTTPException:
+            continue
+        if endpoint != request.endpoint:
+            allowed.append(method)
+    return allowed

@@ -12,7 +12,18 @@ import secrets
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_babel import gettext as _
 from sqlmodel import Session
 
@@ -109,6 +120,25 @@ def get(path: str, **query):
     if not answer.ok:
         abort(answer.status, description=answer.problem)
     return answer.data
+
+
+def download(path: str, *, filename: str, query=None, accept: str = "application/json") -> Response:
+    """A file the API serves (an export, a payout file, a claim's document),
+    streamed through as the browser reads it, never held whole; always an
+    attachment, so nothing a provider uploaded is shown in the console's origin.
+    A refusal is the console's error page, not a downloaded problem document."""
+    answer = client.stream(path, g.console.token, query=query, accept=accept)
+    if answer.status != 200:
+        refusal = client.ApiAnswer.read(answer.status, answer.headers, b"".join(answer.chunks))
+        abort(refusal.status, description=refusal.problem)
+    disposition = answer.headers.get("Content-Disposition", "")
+    headers = {"Content-Type": answer.headers.get("Content-Type", "application/octet-stream"),
+               "Content-Disposition": disposition if disposition.startswith("attachment")
+               else f"attachment; filename={filename}",
+               "X-Content-Type-Options": "nosniff"}
+    if "Content-Length" in answer.headers:
+        headers["Content-Length"] = answer.headers["Content-Length"]
+    return Response(stream_with_context(answer.chunks), status=200, headers=headers)
 
 
 def safe_next(target: str | None) -> str | None:

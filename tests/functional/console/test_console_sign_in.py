@@ -121,3 +121,16 @@ def test_the_language_follows_the_browser_and_can_be_switched(app, auditor_token
 def test_an_unknown_console_address_is_a_page_not_json(app, auditor_token):
     r = Console(app, auditor_token).get("/console/no/such/page")
     assert r.status_code == 404 and r.mimetype == "text/html"
+
+
+def test_a_console_address_asked_the_wrong_way_is_a_page_with_allow_not_json(app, auditor_token):
+    console = Console(app, auditor_token)
+    for method, path in (("DELETE", "/console/ledger"), ("PUT", "/console/checkpoint"), ("PATCH", "/console/")):
+        r = console.http.open(path, method=method)
+        assert (r.status_code, r.mimetype) == (405, "text/html"), (method, path, r.get_data(as_text=True)[:300])
+        assert r.headers["Allow"] == "GET" and 'role="alert"' in r.get_data(as_text=True)
+    r = console.post("/console/ledger", {}, from_page="/console/ledger")  # a real form token: past the CSRF check
+    assert (r.status_code, r.headers["Allow"]) == (405, "GET")
+    r = console.http.get("/console/sign-out")
+    assert (r.status_code, r.headers["Allow"]) == (405, "POST")
+    assert console.http.delete("/console/no/such/page").status_code == 404

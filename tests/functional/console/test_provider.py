@@ -71,6 +71,11 @@ def test_documents_then_a_claim_through_the_forms(app, actors, provider, voucher
     assert upload(provider, redemption["id"], "invoice").status_code == 303
     documents = ok(actors.provider(PROVIDER).get(f"/redemptions/{redemption['id']}/documents"))["items"]
     assert {(d["kind"], d["size_bytes"]) for d in documents} >= {("contract", len(big))}
+    contract = next(d for d in documents if d["kind"] == "contract")
+    link = f"/console/claims/{redemption['id']}/documents/{contract['sha256']}"
+    assert f'href="{link}" download' in provider.page(claim_page(redemption["id"])), "its own upload, to check"
+    r = provider.get(link)
+    assert r.status_code == 200 and r.headers["Content-Disposition"].startswith("attachment") and r.data == big
 
     invoice = unique_invoice()
     r = claim(provider, redemption["id"], invoice, fee="1800.50", amount="900.25")
@@ -137,6 +142,11 @@ def test_a_provider_cannot_see_or_claim_another_providers_reservation(app, actor
                           from_page="/console/provider/reservations", content_type="multipart/form-data")
         assert r.status_code == 404
     assert ok(actors.provider(OTHER_PROVIDER).get(f"/redemptions/{theirs['id']}/documents"))["items"] == []
+    theirs_uploaded = ok(actors.provider(OTHER_PROVIDER).post(
+        f"/redemptions/{theirs['id']}/documents", data={"kind": "contract", "file": (io.BytesIO(pdf_bytes()), "c.pdf")},
+        content_type="multipart/form-data"), 201)
+    r = intruder.get(f"/console/claims/{theirs['id']}/documents/{theirs_uploaded['sha256']}")
+    assert r.status_code == 404 and b"%PDF" not in r.data
 
 
 def test_the_account_shows_what_is_owed_and_the_payout_account_masked(app, actors):

@@ -7,11 +7,14 @@
 const BASIS_POINTS = 10000n;
 const MAX_WHOLE_DIGITS = 10;
 
+// Thousands separators only in threes, as form_input.py: "1,00" is refused, not guessed.
+const YUAN = /^([0-9]{1,3}(?:[,，][0-9]{3})+|[0-9]+)(?:\.([0-9]*))?$/;
+
 export function parseYuan(text) {
-  const cleaned = String(text ?? "").trim().replace(/[,，]/g, "").replace(/^[¥￥]+/, "").trim();
-  const found = /^(\d+)(?:\.(\d*))?$/.exec(cleaned);
+  const cleaned = String(text ?? "").trim().replace(/^[¥￥]/, "").trim();
+  const found = YUAN.exec(cleaned);
   if (!found) return null;
-  const [, whole, fraction = ""] = found;
+  const whole = found[1].replace(/[,，]/g, ""), fraction = found[2] ?? "";
   if (fraction.length > 2 || whole.replace(/^0+/, "").length > MAX_WHOLE_DIGITS) return null;
   const fen = BigInt(whole) * 100n + BigInt(fraction.padEnd(2, "0"));
   return fen > 0n ? fen : null;
