@@ -335,6 +335,7 @@ OPERATIONS = {
     "get_budget_ks": ("GET", "/regions/KS/budget", "world", None),
     "list_catalog": ("GET", "/catalog", "world", None),
     "get_catalog_item": ("GET", "/catalog/TS-01", "world", None),
+    "list_catalog_categories": ("GET", "/catalog/categories", "world", None),
     "create_catalog_item": ("POST", "/catalog", "world", new_catalog_body),
     "update_catalog_item": ("PATCH", "/catalog/{id}", "catalog_item", const({"name_en": "Renamed service"})),
     "list_catalog_proposals": ("GET", "/catalog/proposals", "world", None),
@@ -433,6 +434,7 @@ EXPECTED = {
     "get_budget_ks": {**ALL_403, "off_ks": 200, "fin_ks": 200, "auditor": 200, "admin": 200},
     "list_catalog": ALL_OK,
     "get_catalog_item": ALL_OK,
+    "list_catalog_categories": ALL_OK,
     # Any officer proposes a change of the shared catalogue (202: in effect once the regions approve).
     "create_catalog_item": {**ALL_403, "off_ks": 202, "off_sh": 202, "off_wj": 202},
     "update_catalog_item": {**ALL_403, "off_ks": 202, "off_sh": 202, "off_wj": 202},

@@ -5,6 +5,7 @@ proposer's region counting as the first. Every state change leaves exactly one
 entry of its kind, a refused request none."""
 from __future__ import annotations
 
+import json
 import secrets
 
 import pytest
@@ -314,3 +315,13 @@ def test_the_helper_adopts_whatever_the_quorum(app, actors):
     adopted = adopt_catalogue_change(actors, "PATCH", f"/catalog/{code}", {"name_en": "Renamed"})
     assert adopted["status"] == "adopted"
     assert ok(actors.auditor().get(f"/catalog/{code}"))["name_en"] == "Renamed"
+
+
+def test_the_categories_are_listed_with_their_names_for_every_role(actors):
+    from conftest import REPO
+    with open(f"{REPO}/seeds/catalog.json", encoding="utf-8") as seeds:
+        seeded = json.load(seeds)["categories"]
+    listed = ok(actors.provider("prv-sh-001").get("/catalog/categories"))["items"]
+    assert listed == sorted(seeded, key=lambda category: category["code"])
+    items = ok(actors.sme("ent-ks-003").get("/catalog", query_string={"limit": 100}))["items"]
+    assert {item["category"] for item in items} <= {category["code"] for category in listed}

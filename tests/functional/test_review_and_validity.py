@@ -171,6 +171,10 @@ def test_the_officer_finds_confirmed_redemptions_by_provider_enterprise_and_day(
     assert {at_ks, at_sh} <= confirmed and other not in confirmed
     assert ids(officer, "/redemptions", status="confirmed", provider_id="prv-sh-001") & {at_ks, at_sh} == {at_sh}
     assert ids(officer, "/redemptions", enterprise_id="ent-ks-002") & {at_ks, at_sh, other} == {other}
+    sh = actors.officer("SH")  # reads the claim at its provider; KS, the issuer, decides it
+    assert at_sh in ids(sh, "/redemptions", status="confirmed")
+    assert at_sh not in ids(sh, "/redemptions", status="confirmed", region="SH")
+    assert {at_ks, at_sh} <= ids(officer, "/redemptions", status="confirmed", region="KS")
     set_time(app, Redemption, at_ks, "reserved_at", "2026-03-31T16:30:00.000000Z")  # 1 April, Shanghai
     assert ids(officer, "/redemptions", reserved_from="2026-04-01", reserved_to="2026-04-01") == {at_ks}
     day = today().isoformat()

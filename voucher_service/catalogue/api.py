@@ -56,6 +56,16 @@ class CatalogItemUpdate(Schema):
     active = fields.Boolean()
 
 
+class CategorySchema(Schema):
+    code = fields.String()
+    name_zh = fields.String()
+    name_en = fields.String()
+
+
+class CategoryListSchema(Schema):
+    items = fields.List(fields.Nested(CategorySchema))
+
+
 class CatalogListArgs(PageArgs):
     category = fields.String(validate=validate.Length(max=32))
     active = fields.Boolean()
@@ -100,6 +110,14 @@ def list_items(args):
     query = select(CatalogItem)
     query = where_equal(query, CatalogItem, args, ("category", "active"))
     return page(query, CatalogItem.code, args)
+
+
+@blp.route("/categories")
+@blp.response(200, CategoryListSchema)
+def list_categories():
+    """The catalogue's categories (DESIGN §1: six in the seeds), with their names:
+    an item's `category` and a provider's accreditations are these codes."""
+    return {"items": catalogue.list_categories(domain_context())}
 
 
 @blp.route("", methods=["POST"])

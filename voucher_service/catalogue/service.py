@@ -23,6 +23,10 @@ def add_category(ctx: Context, *, code, name_zh, name_en, region) -> CatalogCate
     return category
 
 
+def list_categories(ctx: Context) -> list[CatalogCategory]:
+    return list(ctx.session.exec(select(CatalogCategory).order_by(CatalogCategory.code)))
+
+
 def catalog_item_json(item: CatalogItem) -> dict:
     return {"code": item.code, "category": item.category, "name_zh": item.name_zh, "name_en": item.name_en,
             "max_subsidy_ratio_bp": item.max_subsidy_ratio_bp, "active": item.active}

@@ -22,24 +22,17 @@ CLAIM_STATUSES = ("reserved", "claimed", "confirmed", "redeemed", "settled", "re
 CLAIM_FILTERS = ("status", "provider_id", "voucher_id")
 REJECTABLE = ("reserved", "claimed", "confirmed")
 RECOVERABLE = ("redeemed", "settled")
-# The API lists every redemption an officer may read: its region's, and those at its
-# region's providers that other regions pay. The queue keeps those its region decides,
-# reading at most this many API pages for one page of the console.
-MAX_API_PAGES = 5
 
 
 def _claims_page(query: dict, cursor: str, mine_only: bool):
-    items = []
-    for _read in range(MAX_API_PAGES):
-        answer = api("GET", "/redemptions",
-                     query={**query, "limit": PAGE_SIZE, **({"cursor": cursor} if cursor else {})})
-        if not answer.ok:
-            return {"items": [], "next_cursor": None}, answer
-        items += [row for row in answer.data["items"] if not mine_only or row["region"] == my_region()]
-        cursor = answer.data["next_cursor"]
-        if not cursor or not mine_only or len(items) >= PAGE_SIZE:
-            break
-    return {"items": items, "next_cursor": cursor}, answer
+    """A page of the claims the officer may read; "mine" are those its region
+    decides (the vouchers it issued), not those at its providers that other
+    regions pay."""
+    answer = api("GET", "/redemptions", query={**query, **({"region": my_region()} if mine_only else {}),
+                                               "limit": PAGE_SIZE, **({"cursor": cursor} if cursor else {})})
+    if not answer.ok:
+        return {"items": [], "next_cursor": None}, answer
+    return answer.data, answer
 
 
 @bp.get("/officer/claims")

@@ -19,7 +19,7 @@ from voucher_service.console.officer_common import (
     parse_percent_bp,
     refused,
 )
-from voucher_service.console.web import api, bp, for_roles
+from voucher_service.console.web import api, bp, category_names, for_roles
 
 PROPOSAL_STATUSES = {"open": _l("open"), "adopted": _l("adopted"), "withdrawn": _l("withdrawn")}
 # The item's fields a proposal may set, in the order a reader compares them.
@@ -30,8 +30,7 @@ FORM_RENAMES = {"max_subsidy_ratio_bp": "ratio_percent"}
 
 
 def _catalogue():
-    items = every_item("/catalog")
-    return items, sorted({item["category"] for item in items})
+    return every_item("/catalog"), category_names()
 
 
 def _proposals_page(*, form=None, posted: str = "", problem=None, status: int = 200):

@@ -16,15 +16,11 @@ from voucher_service.console.officer_common import (
     notice,
     refused,
 )
-from voucher_service.console.web import api, bp, for_roles, principal
+from voucher_service.console.web import api, bp, category_names, for_roles, principal
 
 PROVIDER_FILTERS = ("region", "status", "category")
 PROVIDER_STATUSES = ("active", "suspended")
 ACCOUNT_FIELDS = ("account_name", "bank_name", "account_no")
-
-
-def _categories() -> list[str]:
-    return sorted({item["category"] for item in every_item("/catalog")})
 
 
 def _providers_page(*, form=None, problem=None, status: int = 200):
@@ -36,7 +32,7 @@ def _providers_page(*, form=None, problem=None, status: int = 200):
     answer = api("GET", "/providers", query={**given, "limit": PAGE_SIZE, **({"cursor": cursor} if cursor else {})})
     exclusions = every_item(f"/regions/{my_region()}/excluded-providers")
     context = dict(page=answer.data if answer.ok else {"items": [], "next_cursor": None}, chosen=chosen,
-                   filters_given=given, cursor=cursor, statuses=PROVIDER_STATUSES, categories=_categories(),
+                   filters_given=given, cursor=cursor, statuses=PROVIDER_STATUSES, categories=category_names(),
                    regions=every_item("/regions"), exclusions=exclusions, region=my_region(), form=form or {},
                    notice=notice())
     if problem is None and not answer.ok:
@@ -73,7 +69,7 @@ def _provider_page(provider_id: str, *, form=None, posted: str = "", problem=Non
     context = dict(provider=provider, home=home, region=my_region(), me=principal().principal_id,
                    excluded_here=my_region() in provider.get("excluded_in", []),
                    payout=payout.data if payout is not None and payout.ok else None,
-                   form=form or {}, posted=posted, notice=notice())
+                   categories=category_names(), form=form or {}, posted=posted, notice=notice())
     if problem is not None:
         return refused("console/officer/provider.html", problem, status, **context)
     return render_template("console/officer/provider.html", errors={}, **context)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from flask import redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 
 from voucher_service.console.form_input import (
     YuanError,
@@ -20,14 +19,10 @@ from voucher_service.console.form_input import (
     parse_yuan,
     subsidy_fen,
 )
-from voucher_service.console.web import api, bp, for_roles, get
+from voucher_service.console.web import api, bp, category_names, for_roles, get
 
 # Enough for the whole shared catalogue (about 15 items) and every provider of a category.
 ITEMS_AT_MOST = 100
-# The six categories of the shared catalogue (DESIGN §1); the API names them by code only.
-CATEGORY_NAMES = {"rd": _l("R&D and design"), "testing": _l("Testing and inspection"),
-                  "tech_transfer": _l("Technology transfer"), "ip": _l("Intellectual property"),
-                  "consulting": _l("S&T consulting"), "instruments": _l("Shared large scientific instruments")}
 # The form's fields, by the API's name of what each carries.
 FORM_FIELDS = {"voucher_id": "voucher_id", "provider_id": "provider_id", "service_fee_fen": "service_fee_yuan",
                "amount_fen": "service_fee_yuan", "catalog_code": "service_fee_yuan"}
@@ -38,9 +33,10 @@ WORK_OUT, RESERVE = "work_out", "reserve"
 @for_roles("sme")
 def sme_catalogue():
     category = request.args.get("category", "")
-    items = get("/catalog", active="true", category=category if category in CATEGORY_NAMES else None,
+    names = category_names()
+    items = get("/catalog", active="true", category=category if category in names else None,
                 limit=ITEMS_AT_MOST)["items"]
-    return render_template("console/sme/catalogue.html", items=items, category_names=CATEGORY_NAMES,
+    return render_template("console/sme/catalogue.html", items=items, category_names=names,
                            chosen_category=category, ratios=_region_ratios())
 
 
@@ -67,7 +63,7 @@ def sme_reserve(code: str):
             "provider_id": request.values.get("provider_id", ""),
             "service_fee_yuan": request.form.get("service_fee_yuan", "")}
     page = {"item": item, "vouchers": vouchers, "providers": providers, "ratios": ratios, "form": form,
-            "category_names": CATEGORY_NAMES}
+            "category_names": category_names()}
     if request.method == "GET":
         return render_template("console/sme/reserve.html", errors={}, worked_out=None, **page)
 

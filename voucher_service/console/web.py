@@ -24,6 +24,7 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlmodel import Session
 
@@ -120,6 +121,15 @@ def get(path: str, **query):
     if not answer.ok:
         abort(answer.status, description=answer.problem)
     return answer.data
+
+
+def category_names() -> dict[str, str]:
+    """The catalogue's categories, code → name in the page's language, as the API
+    lists them: the SME's catalogue, the officer's proposals and the provider
+    registry all name them so."""
+    chinese = str(get_locale() or "zh").startswith("zh")
+    return {category["code"]: category["name_zh" if chinese else "name_en"]
+            for category in get("/catalog/categories")["items"]}
 
 
 def download(path: str, *, filename: str, query=None, accept: str = "application/json") -> Response:

@@ -21,6 +21,7 @@ POLICY: dict[str, dict[str, str] | str] = {
     "regions.get_budget": {"finance": "own region in path", "officer": "own region in path", **_ALL_READ},
     "catalog.list_items": _EVERYONE,
     "catalog.get_item": _EVERYONE,
+    "catalog.list_categories": _EVERYONE,
     # Proposals (DESIGN §8): any officer proposes and approves; governance is open to every token.
     "catalog.create_item": {"officer": "any"},
     "catalog.update_item": {"officer": "any"},

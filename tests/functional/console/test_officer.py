@@ -33,11 +33,13 @@ def submitted(actors, amount_fen=200_000, enterprise_id=SH_ENTERPRISE) -> str:
     return ok(sme.post("/applications", json={"amount_fen": amount_fen, "purpose": "console review"}), 201)["id"]
 
 
-def confirmed_claim(actors, amount_fen=50_000) -> tuple[str, list[dict]]:
-    """An SH voucher spent at an SH provider, claimed with evidence and confirmed: awaiting the officer."""
-    sme, provider = actors.sme(SH_ENTERPRISE), actors.provider(SH_PROVIDER)
-    application_id = submitted(actors, amount_fen)
-    voucher = ok(actors.officer("SH").post(f"/applications/{application_id}/approve", json={}))["voucher"]
+def confirmed_claim(actors, amount_fen=50_000, enterprise_id=SH_ENTERPRISE) -> tuple[str, list[dict]]:
+    """A voucher of the enterprise's region (SH by default) spent at an SH provider, claimed with
+    evidence and confirmed: awaiting the issuing region's officer."""
+    sme, provider = actors.sme(enterprise_id), actors.provider(SH_PROVIDER)
+    application_id = submitted(actors, amount_fen, enterprise_id)
+    issuer = enterprise_id.split("-")[1].upper()
+    voucher = ok(actors.officer(issuer).post(f"/applications/{application_id}/approve", json={}))["voucher"]
     rid = ok(sme.post("/redemptions", json={"voucher_id": voucher["id"], "provider_id": SH_PROVIDER,
                                             "catalog_code": "TS-01", "service_fee_fen": 4 * amount_fen,
                                             "amount_fen": amount_fen}), 201)["id"]
@@ -217,6 +219,15 @@ def test_a_claim_is_approved_with_its_evidence_downloaded_then_recovered(app, ac
     assert recovered["status"] == "recovered" and recovered["recovered_fen"] == 50_000
 
 
+def test_the_queue_holds_the_claims_the_region_decides_and_all_shows_those_at_its_providers(actors, sh):
+    ours, _documents = confirmed_claim(actors)
+    theirs, _documents = confirmed_claim(actors, enterprise_id="ent-ks-003")  # a KS voucher at an SH provider
+    queue = sh.page("/console/officer/claims")
+    assert ours in queue and theirs not in queue, "KS decides its own voucher's claim"
+    everything = sh.page("/console/officer/claims?status=confirmed&scope=all")
+    assert ours in everything and theirs in everything
+
+
 def test_a_claim_is_rejected_with_its_reason(actors, sh):
     rid, _documents = confirmed_claim(actors)
     page = f"/console/officer/claims/{rid}"
@@ -300,6 +311,8 @@ def test_a_provider_is_registered_in_the_officers_region_and_a_bad_uscc_shown_by
                     from_page="/console/officer/providers")
     html = r.get_data(as_text=True)
     assert r.status_code == 422 and 'value="上海测试检测有限公司"' in html
+    assert re.search(r'value="testing" checked> Testing and inspection</label>', html), "named, and kept as ticked"
+    assert 'value="instruments"> Shared large scientific instruments</label>' in html, "a category of no item too"
     assert re.search(r'id="f-uscc".*?<p class="error">[^<]*unified social credit code', html, re.S)
     r = sh.post("/console/officer/providers/register", {"name": "上海测试检测有限公司", "uscc": good,
                                                          "categories": ["testing", "instruments"]},

@@ -87,7 +87,10 @@ def test_each_page_renders_for_the_sme(sme, voucher):
 
 def test_the_catalogue_speaks_chinese(app, actors):
     console = Console(app, actors.token("sme", enterprise_id=ENTERPRISE), language="zh-CN")
-    assert "产品检验检测" in console.page("/console/catalogue")
+    page = console.page("/console/catalogue")
+    assert "产品检验检测" in page and '<option value="testing">检验检测</option>' in page, "names from the API"
+    assert '<option value="testing">Testing and inspection</option>' in Console(
+        app, actors.token("sme", enterprise_id=ENTERPRISE)).page("/console/catalogue")
 
 
 def test_the_whole_path_through_the_sme_and_provider_forms(app, actors):

@@ -82,6 +82,8 @@ class RedemptionListArgs(PageArgs):
     voucher_id = fields.String(validate=validate.Length(max=40))
     provider_id = fields.String(validate=validate.Length(max=40))
     enterprise_id = fields.String(validate=validate.Length(max=40))
+    region = fields.String(validate=validate.Length(max=8),
+                           metadata={"description": "the voucher's issuing region, whose officers decide the claim"})
     reserved_from = LocalDay("reserved on or after this day")
     reserved_to = LocalDay("reserved on or before this day")
 
@@ -100,7 +102,7 @@ def _load(redemption_id: str):
 @blp.response(200, page_schema(RedemptionSchema, "RedemptionPage"))
 def list_redemptions(args):
     query = access.visible("redemption", select(Redemption))
-    query = where_equal(query, Redemption, args, ("status", "voucher_id", "provider_id", "enterprise_id"))
+    query = where_equal(query, Redemption, args, ("status", "voucher_id", "provider_id", "enterprise_id", "region"))
     query = within_days(query, Redemption.reserved_at, args, "reserved_from", "reserved_to")
     return page(query, Redemption.id, args)
 
