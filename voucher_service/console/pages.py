@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import current_app, g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from voucher_service.console import sessions
 from voucher_service.console.web import (
@@ -77,6 +77,17 @@ def language(code: str):
     if code in LANGUAGES:
         set_cookie(response, LANGUAGE_COOKIE, code, max_age_s=ONE_YEAR_S)
     return response
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(_error: RequestEntityTooLarge):
+    """An upload over the limit (http/bodies.py): said on a page, in words; the
+    app's own handler, registered for the code, would answer in JSON."""
+    limit_bytes = current_app.config["VOUCHERS_MAX_DOCUMENT_BYTES"]
+    size = f"{limit_bytes / 2**20:g} MiB" if limit_bytes >= 2**20 else f"{limit_bytes // 1024} KiB"
+    return render_template("console/refused.html", status=413, problem={
+        "title": _("The file is too large"),
+        "detail": _("A document may be at most %(size)s. Upload a smaller scan.", size=size)}), 413
 
 
 @bp.errorhandler(HTTPException)

@@ -7,7 +7,7 @@ number per claim) are the API's: the page shows its refusal as it gives it.
 """
 from __future__ import annotations
 
-from flask import current_app, redirect, render_template, request, url_for
+from flask import redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -28,24 +28,12 @@ DOCUMENT_KINDS = {"contract": _l("Contract"), "invoice": _l("Invoice"), "accepta
 INVOICE_MAX_CHARS = 64
 CLAIM_FIELDS = {"invoice_no": "invoice_no", "service_fee_fen": "service_fee_yuan", "amount_fen": "amount_yuan"}
 UPLOAD_FIELDS = {"file": "file", "kind": "kind"}
-UPLOAD_ENDPOINT = "console.provider_upload"
 
 NOTICES = {
     "uploaded": _l("The document is stored with this reservation."),
     "claimed": _l("Your claim is submitted. The enterprise confirms the delivery, "
                   "then the issuing region approves it."),
 }
-
-
-@bp.before_app_request
-def _document_sized_body():
-    """The console's upload form carries a document: its body may be as large as
-    the API takes for one (VOUCHERS_MAX_DOCUMENT_BYTES), not the 64 KiB of any
-    other form. Raised before anything reads the body, the CSRF check included.
-    (The API raises its own limit for its upload route: http/bodies.py.)"""
-    if request.endpoint == UPLOAD_ENDPOINT and current_app.config.get("MAX_CONTENT_LENGTH"):
-        request.max_content_length = (current_app.config["VOUCHERS_MAX_DOCUMENT_BYTES"]
-                                      + current_app.config["MAX_CONTENT_LENGTH"])
 
 
 @bp.get("/provider/reservations")

@@ -17,7 +17,9 @@ CHUNK_BYTES = 256 * 1024
 # Routes whose body may exceed MAX_CONTENT_LENGTH: endpoint -> the config key of
 # the largest payload they take. The body limit of such a route is that plus
 # MAX_CONTENT_LENGTH for the rest of the body (multipart boundaries, other fields).
-LARGE_BODY_ENDPOINTS = {"documents.upload": "VOUCHERS_MAX_DOCUMENT_BYTES"}
+# The console's upload form (DESIGN §11) posts the same document to the same limit.
+LARGE_BODY_ENDPOINTS = {"documents.upload": "VOUCHERS_MAX_DOCUMENT_BYTES",
+                        "console.provider_upload": "VOUCHERS_MAX_DOCUMENT_BYTES"}
 SPOOL_IN_MEMORY_BYTES = 512 * 1024
 
 

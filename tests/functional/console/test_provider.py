@@ -88,6 +88,17 @@ def test_documents_then_a_claim_through_the_forms(app, actors, provider, voucher
     assert "Submit the claim" not in page, "a claimed reservation has no claim form"
 
 
+def test_a_document_over_the_limit_is_refused_on_a_page_and_nothing_is_stored(app, actors, provider, voucher,
+                                                                              monkeypatch):
+    redemption = reservation(actors, voucher)
+    monkeypatch.setitem(app.config, "VOUCHERS_MAX_DOCUMENT_BYTES", 100 * 1024)
+    with nothing_changes(app):
+        r = upload(provider, redemption["id"], "contract", pdf_bytes() + b"0" * 300_000, filename="big.pdf")
+    assert (r.status_code, r.mimetype) == (413, "text/html")
+    assert "A document may be at most 100 KiB." in r.get_data(as_text=True)
+    assert ok(actors.provider(PROVIDER).get(f"/redemptions/{redemption['id']}/documents"))["items"] == []
+
+
 def test_a_claim_without_evidence_shows_the_problem_and_changes_nothing(app, actors, provider, voucher):
     redemption = reservation(actors, voucher)
     assert upload(provider, redemption["id"], "contract").status_code == 303
