@@ -203,3 +203,18 @@ def test_an_idempotent_exclusion_replays(fresh_app, fresh_actors):
     assert again.headers["Idempotent-Replayed"] == "true" and again.get_json() == first.get_json()
     assert again.headers["Location"] == first.headers["Location"]
     assert ledger_size(fresh_app) == size
+
+
+def test_a_readmission_whose_answer_was_lost_is_retried_with_its_key(fresh_app, fresh_actors):
+    """Every write takes an Idempotency-Key, DELETE too: the retry gets the first answer, not a 404."""
+    ks = fresh_actors.officer("KS")
+    ok(ks.post(EXCLUSIONS, json={"provider_id": PROVIDER, "reason": "retry"}), 201)
+    first = ks.delete(f"{EXCLUSIONS}/{PROVIDER}", headers={"Idempotency-Key": "readmit-1"})
+    size = ledger_size(fresh_app)
+    again = ks.delete(f"{EXCLUSIONS}/{PROVIDER}", headers={"Idempotency-Key": "readmit-1"})
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.headers["Idempotent-Replayed"] == "true" and again.get_json() == first.get_json()
+    assert ledger_size(fresh_app) == size
+    assert ks.delete(f"{EXCLUSIONS}/{PROVIDER}").status_code == 404, "without the key it is a new request"
+    other = ks.post(EXCLUSIONS, json={"provider_id": PROVIDER, "reason": "x"}, headers={"Idempotency-Key": "readmit-1"})
+    assert other.status_code == 422, "the key with another method and path is another request"

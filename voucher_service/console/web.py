@@ -110,7 +110,7 @@ def api(method: str, path: str, **kwargs) -> client.ApiAnswer:
     """An API call as the signed-in user. A write carries an Idempotency-Key
     from the form (one per rendered form), so a double-clicked button or a
     resubmitted page is the same request, not two."""
-    if method == "POST" and "idempotency_key" not in kwargs:
+    if method != "GET" and "idempotency_key" not in kwargs:
         kwargs["idempotency_key"] = request.form.get("idempotency_key") or None
     return client.call(method, path, g.console.token, **kwargs)
 

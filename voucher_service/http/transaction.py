@@ -114,7 +114,9 @@ def _answer_from(record: IdempotencyRecord, request_hash: str, binding: str) -> 
 
 
 def before_request():
-    if request.method != "POST" or IDEMPOTENCY_HEADER not in request.headers:
+    # Every write, not only POST: a PATCH that proposes a change or a DELETE
+    # whose answer was lost is retried as safely as a POST.
+    if request.method not in WRITE_METHODS or IDEMPOTENCY_HEADER not in request.headers:
         return None
     key = request.headers[IDEMPOTENCY_HEADER]
     if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable() or not key.isascii():
