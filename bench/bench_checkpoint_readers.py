@@ -4,7 +4,7 @@ bench_writes.py, on SQLite and on PostgreSQL (DESIGN §10, issue 15).
 
     .venv/bin/python bench/bench_checkpoint_readers.py [--quick] [--duration 10] [--repeat 2]
         [--pollers 50] [--poll-interval 1] [--poll-path PATH] [--intervals default,1]
-        [--databases sqlite,postgres] [--quiet-wait-s 120]
+        [--databases sqlite,postgres] [--proxies nginx,none] [--quiet-wait-s 120]
 
 Needs `wrk` (Debian: apt-get install wrk); without it, says so and exits 0.
 
@@ -26,6 +26,13 @@ they would be refused with 429 beyond 600 a minute. Each sends no token and
 polls every --poll-interval s (0: back to back, as fast as it can), starting
 at a random phase. A poller keeps every note it is served. `--poll-path
 /healthz` is a control: the same load on the service's cheapest request.
+
+--proxies: where the pollers send their GETs. `nginx` is the deployment of
+docs/deployment.md, which production requires: nginx configured with that
+page's snippet in front of the same gunicorn, answering the checkpoint from
+its 1 s cache; `none` is gunicorn directly (each GET a worker's). The writes
+go to gunicorn directly in both, so that their figures compare with
+bench_writes.py's. Without nginx installed, `nginx` is skipped with a line.
 
 Around every run the ledger_checkpoint rows (size, note, created_at) are
 read: a row that existed before and is gone or has another note afterwards is
@@ -66,6 +73,7 @@ from _common import (  # noqa: E402
     service_env,
     wait_until_quiet,
 )
+from voucher_service.cli.devserver import NGINX, NginxProcess  # noqa: E402
 from bench_writes import measure, prepare_service  # noqa: E402
 
 CHECKPOINT_PATH = "/api/v1/ledger/checkpoint"
@@ -187,10 +195,10 @@ def compare_rows(before: dict, after: dict, window_s: float, writing_s: float, i
 
 # --- runs --------------------------------------------------------------------------
 
-def one_run(service: Gunicorn, url: str, label: str, with_pollers: bool, interval_s: float, report: Report,
-            args, items_file: str) -> dict:
+def one_run(service: Gunicorn, polled_base: str, url: str, label: str, with_pollers: bool, interval_s: float,
+            report: Report, args, items_file: str) -> dict:
     before, started = checkpoint_rows(url), time.monotonic()
-    pollers = Pollers(service.base, args.pollers, args.poll_interval, args.poll_path).start() if with_pollers \
+    pollers = Pollers(polled_base, args.pollers, args.poll_interval, args.poll_path).start() if with_pollers \
         else None
     try:
         result = measure(service, label, report, args, quiet_wait_s=args.quiet_wait_s, method="POST",
@@ -221,28 +229,32 @@ def one_run(service: Gunicorn, url: str, label: str, with_pollers: bool, interva
     return result
 
 
-def pollers_alone(service: Gunicorn, args, report: Report) -> dict:
-    """What the polls cost by themselves: the CPU of the server (and database)
-    per GET, and so the share of the two cores they take from the writes."""
+def pollers_alone(service: Gunicorn, nginx: NginxProcess | None, args, report: Report) -> dict:
+    """What the polls cost by themselves: the CPU of the server (gunicorn, and
+    nginx in front when there is one) and the database per GET, and so the
+    share of the two cores they take from the writes."""
+    base = f"http://127.0.0.1:{nginx.port}" if nginx else service.base
     # Unmeasured first: a fresh worker's first requests import lazily and connect.
-    warm = Pollers(service.base, args.pollers, min(args.poll_interval, 0.2), args.poll_path).start()
+    warm = Pollers(base, args.pollers, min(args.poll_interval, 0.2), args.poll_path).start()
     time.sleep(1)
     warm.stop()
     wait_until_quiet(report, max_wait_s=args.quiet_wait_s)
     foreign, cpu = ForeignCpu().start(), CpuSplit(service.process.pid).start()
-    pollers = Pollers(service.base, args.pollers, args.poll_interval, args.poll_path).start()
+    proxy_cpu = CpuSplit(nginx.process.pid).start() if nginx else None
+    pollers = Pollers(base, args.pollers, args.poll_interval, args.poll_path).start()
     time.sleep(min(args.duration, POLLERS_ALONE_S))
     polled = pollers.stop()
     polled.pop("notes")
     split = cpu.stop(polled["requests"])
     polled["foreign_cpu"] = foreign.stop()
-    polled["server_ms_per_poll"] = split["server_ms_per_request"]
+    polled["proxy_ms_per_poll"] = proxy_cpu.stop(polled["requests"])["server_ms_per_request"] if nginx else 0.0
+    polled["server_ms_per_poll"] = split["server_ms_per_request"] + polled["proxy_ms_per_poll"]
     polled["database_ms_per_poll"] = split["database_ms_per_request"]
     polled["cores"] = polled["rate"] * (polled["server_ms_per_poll"] + polled["database_ms_per_poll"]
                                         + polled["client_cpu_ms_per_poll"]) / 1000
     report.line(f"   {args.pollers} pollers alone: {polled['rate']:,.1f} GETs/s, p50 {polled['p50_ms']:.2f} ms, "
                 f"p99 {polled['p99_ms']:.2f} ms, statuses {polled['statuses']}; CPU per GET: server "
-                f"{polled['server_ms_per_poll']:.2f} ms, database {polled['database_ms_per_poll']:.2f} ms, "
+                f"{polled['server_ms_per_poll']:.2f} ms (of it nginx {polled['proxy_ms_per_poll']:.2f}), database {polled['database_ms_per_poll']:.2f} ms, "
                 f"client {polled['client_cpu_ms_per_poll']:.2f} ms: {polled['cores']:.3f} of "
                 f"{os.cpu_count()} cores")
     if polled["foreign_cpu"]["cores"] >= 0.1:
@@ -263,26 +275,33 @@ def summarise(runs: list[dict]) -> dict:
             "rows_changed": sum(len(r["rows"]["changed"]) for r in runs)}
 
 
-def bench_interval(kind: str, url: str, keys_dir: str, items_file: str, interval: str, args, report: Report,
-                   scratch: str) -> dict:
+def bench_interval(kind: str, url: str, keys_dir: str, items_file: str, interval: str, proxy: str, args,
+                   report: Report, scratch: str) -> dict:
     extra = {"GUNICORN_ACCESS_LOG": args.access_log}
     if interval != "default":
         extra["VOUCHERS_CHECKPOINT_INTERVAL_S"] = interval
     interval_s = DEFAULT_INTERVAL_S if interval == "default" else float(interval)
     label = f"{interval_s:g} s" + (" (default)" if interval == "default" else "")
-    report.line(f"[{kind}] publisher every {label}")
+    report.line(f"[{kind}] publisher every {label}; pollers " +
+                ("through nginx (docs/deployment.md)" if proxy == "nginx" else "straight to gunicorn"))
     service = Gunicorn("wsgi:app", service_env(url, keys_dir, **extra), args.workers,
-                       os.path.join(scratch, f"service-{kind}-{interval}.log")).start()
+                       os.path.join(scratch, f"service-{kind}-{interval}-{proxy}.log")).start()
+    nginx = None
     # alone, pollers, pollers, alone, ...: each side gets early and late runs alike.
     order = [bool(i % 2) != bool((i // 2) % 2) for i in range(2 * args.repeat)]
     runs = {False: [], True: []}
     try:
-        only_polls = pollers_alone(service, args, report)
+        if proxy == "nginx":
+            nginx = NginxProcess(os.path.join(scratch, f"nginx-{kind}-{interval}"), service.port).start()
+        polled_base = f"http://127.0.0.1:{nginx.port}" if nginx else service.base
+        only_polls = pollers_alone(service, nginx, args, report)
         for with_pollers in order:
             name = f"writes + {args.pollers} pollers" if with_pollers else "writes alone"
-            runs[with_pollers].append(one_run(service, url, name, with_pollers, interval_s, report, args,
-                                              items_file))
+            runs[with_pollers].append(one_run(service, polled_base, url, name, with_pollers, interval_s, report,
+                                              args, items_file))
     finally:
+        if nginx:
+            nginx.stop()
         service.stop()
     alone, polled = summarise(runs[False]), summarise(runs[True])
     ratio = polled["rate"] / alone["rate"]
@@ -294,7 +313,7 @@ def bench_interval(kind: str, url: str, keys_dir: str, items_file: str, interval
     report.line(f"   rows added: {alone['rows_added']} alone, {polled['rows_added']} with pollers "
                 f"({polled['rows_beyond_rounds']} beyond the publisher's rounds, {polled['rows_changed']} earlier "
                 f"rows changed, {unstored} served notes not stored)")
-    return {"interval_s": interval_s, "pollers_alone": only_polls, "alone": alone, "with_pollers": polled,
+    return {"interval_s": interval_s, "proxy": proxy, "pollers_alone": only_polls, "alone": alone, "with_pollers": polled,
             "ratio": ratio, "poll_rate": poll_rate, "unstored_notes": unstored, "runs_alone": runs[False],
             "runs_with_pollers": runs[True]}
 
@@ -313,8 +332,10 @@ def bench_database(kind: str, args, report: Report, scratch: str) -> dict:
                     f"{args.workers} sync workers, wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s; "
                     f"{args.pollers} pollers of {args.poll_path} every {args.poll_interval:g} s")
         results = {}
-        for interval in args.intervals:
-            results[interval] = bench_interval(kind, url, keys_dir, items_file, interval, args, report, scratch)
+        for proxy in args.proxies:
+            for interval in args.intervals:
+                results[f"{interval}/{proxy}"] = bench_interval(kind, url, keys_dir, items_file, interval, proxy,
+                                                                args, report, scratch)
         report.figure(kind, results)
         return results
     finally:
@@ -341,6 +362,9 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=200_000, help="per wrk thread, per run")
     parser.add_argument("--databases", default="sqlite,postgres")
     parser.add_argument("--access-log", default="-")
+    parser.add_argument("--proxies", default="nginx,none",
+                        help="where the pollers GET, comma-separated: 'nginx' (docs/deployment.md's proxy, its "
+                             "1 s checkpoint cache) and/or 'none' (gunicorn directly)")
     parser.add_argument("--quiet-wait-s", type=float, default=120.0,
                         help="longest wait for a quiet machine before each run (--quick: 10)")
     args = parser.parse_args()
@@ -350,12 +374,18 @@ def main() -> None:
         if args.intervals == parser.get_default("intervals"):
             args.intervals = "1"
     args.intervals = [i.strip() for i in args.intervals.split(",") if i.strip()]
+    args.proxies = [p.strip() for p in args.proxies.split(",") if p.strip()]
+    if not set(args.proxies) <= {"nginx", "none"}:
+        parser.error("--proxies: nginx and/or none")
     if not 0 < args.pollers <= 250 * 250:
         parser.error("--pollers: 1 to 62,500 (one loopback address each)")
     report = Report("checkpoint_readers")
     if shutil.which("wrk") is None:
         report.line("SKIPPED: wrk is not installed (Debian: apt-get install -y wrk)")
         return
+    if "nginx" in args.proxies and NGINX is None:
+        report.line("nginx is not installed (Debian: apt-get install -y nginx): the runs through it are skipped")
+        args.proxies = [p for p in args.proxies if p != "nginx"]
     report.figure("settings", vars(args))
     os.makedirs(CACHE_DIR, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix="checkpoint-readers-", dir=CACHE_DIR)
@@ -365,7 +395,8 @@ def main() -> None:
                 report.line("[postgres] SKIPPED: no PostgreSQL answers at VOUCHERS_BENCH_POSTGRES_URL")
                 continue
             for interval, result in bench_database(kind, args, report, scratch).items():
-                label = f"{kind}, publisher {result['interval_s']:g} s"
+                label = (f"{kind}, publisher {result['interval_s']:g} s, pollers "
+                         + ("through nginx" if result["proxy"] == "nginx" else "straight to gunicorn"))
                 report.target(f"{label}: writes with / without pollers", result["ratio"], 0.9, unit="x")
                 rows = result["with_pollers"]
                 report.target(f"{label}: rows changed, rows beyond the publisher's rounds, served notes not stored",

@@ -10,6 +10,8 @@ more a held one shows, and one worker counts rate limits alone exactly).
   503 problem+json.
 - Behind the proxy (VOUCHERS_PROXY_COUNT=1) the rate limiter counts each
   caller by its own address, which the caller cannot choose.
+- The published checkpoint is answered from nginx's cache, 1-2 s old at most:
+  a burst of GETs costs gunicorn one or two requests.
 
 Skipped only where nginx is not installed (Debian: apt-get install -y nginx;
 .ci/run installs it).
@@ -18,117 +20,28 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
-import shutil
-import signal
 import socket
-import subprocess
 import time
 
 import pytest
-from conftest import REPO
 from server import Server, free_port
 from sqlalchemy import create_engine
 from sqlmodel import Session
 
 from voucher_service import config
+from voucher_service.cli.devserver import NGINX, proxy_snippet
+from voucher_service.cli.devserver import NginxProcess as Nginx
 from voucher_service.http import auth
 
-NGINX = shutil.which("nginx") or next((path for path in ("/usr/sbin/nginx", "/usr/local/sbin/nginx")
-                                       if os.access(path, os.X_OK)), None)
 if NGINX is None:
     pytest.skip("nginx is not installed (Debian: apt-get install -y nginx)", allow_module_level=True)
 
-DEPLOYMENT_DOC = os.path.join(REPO, "docs", "deployment.md")
-SNIPPET_FIRST_LINE = "# vouchers-proxy.conf:"
-START_TIMEOUT_S = 15
 ANSWER_AT_ONCE_S = 2.0  # /healthz takes milliseconds; anything near this is a worker held up
 RATE_LIMIT = 8
 SLOW_HEADERS = b"GET /healthz HTTP/1.1\r\nHost: vouchers.test\r\n"  # and never the blank line
 SLOW_BODY = (b"POST /api/v1/applications HTTP/1.1\r\nHost: vouchers.test\r\nContent-Type: application/json\r\n"
              b"Content-Length: 1000\r\n\r\n{\"amount_fen\": ")  # and never the rest
-
-
-def proxy_snippet() -> str:
-    """The nginx block of docs/deployment.md that is the include file, verbatim."""
-    with open(DEPLOYMENT_DOC, encoding="utf-8") as handle:
-        blocks = re.findall(r"^```nginx\n(.*?)^```", handle.read(), re.S | re.M)
-    snippets = [block for block in blocks if block.startswith(SNIPPET_FIRST_LINE)]
-    assert len(snippets) == 1, f"docs/deployment.md must hold one nginx block starting {SNIPPET_FIRST_LINE!r}"
-    return snippets[0]
-
-
-class Nginx:
-    """nginx in the foreground, its files in `directory`, the snippet inside a
-    server on a free port, the upstream the snippet names at `upstream_port`."""
-
-    def __init__(self, directory, upstream_port: int):
-        self.directory, self.port = str(directory), free_port()
-        os.makedirs(self.directory, exist_ok=True)
-        with open(os.path.join(self.directory, "vouchers-proxy.conf"), "w", encoding="utf-8") as handle:
-            handle.write(proxy_snippet())
-        path = lambda name: os.path.join(self.directory, name)  # noqa: E731
-        # Run as root (CI), the workers would switch to "nobody", which may not write here.
-        user = "user root;\n" if os.geteuid() == 0 else ""
-        self.conf = path("nginx.conf")
-        with open(self.conf, "w", encoding="utf-8") as handle:
-            handle.write(f"""{user}daemon off;
-worker_processes 1;
-pid {path("nginx.pid")};
-error_log {path("error.log")} info;
-events {{ worker_connections 256; }}
-http {{
-    access_log {path("access.log")};
-    client_body_temp_path {path("client_body")};
-    proxy_temp_path {path("proxy")};
-    fastcgi_temp_path {path("fastcgi")};
-    uwsgi_temp_path {path("uwsgi")};
-    scgi_temp_path {path("scgi")};
-    upstream vouchers_gunicorn {{
-        server 127.0.0.1:{upstream_port};
-    }}
-    server {{
-        listen 127.0.0.1:{self.port};
-        include {path("vouchers-proxy.conf")};
-    }}
-}}
-""")
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> "Nginx":
-        self.process = subprocess.Popen([NGINX, "-p", self.directory, "-c", self.conf, "-e",
-                                         os.path.join(self.directory, "error.log")],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"nginx exited: {self.process.stderr.read().decode()}{self.error_log()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"nginx did not listen in {START_TIMEOUT_S} s: {self.error_log()}")
-
-    def error_log(self) -> str:
-        try:
-            with open(os.path.join(self.directory, "error.log"), encoding="utf-8", errors="replace") as handle:
-                return handle.read()[-3000:]
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGQUIT)  # graceful: finish, then exit
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process and self.process.stderr:
-            self.process.stderr.close()
 
 
 @pytest.fixture(scope="module")
@@ -263,3 +176,42 @@ def test_an_upstream_that_does_not_answer_is_a_503_problem(tmp_path):
         nginx.stop()
     assert status == 503 and media_type.startswith("application/problem+json"), (status, media_type, body)
     assert json.loads(body)["status"] == 503
+
+
+def upstream_checkpoint_requests(gunicorn) -> int:
+    """GETs of the checkpoint that reached gunicorn: its JSON request log lines."""
+    with open(gunicorn.log_path, encoding="utf-8", errors="replace") as log:
+        return sum(1 for line in log if '"route": "/api/v1/ledger/checkpoint"' in line)
+
+
+def checkpoint_through(port: int, source: str) -> tuple[int, dict, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
+    try:
+        connection.request("GET", "/api/v1/ledger/checkpoint")
+        response = connection.getresponse()
+        return response.status, {name.lower(): value for name, value in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+def test_the_checkpoint_is_answered_from_a_cache_at_most_two_seconds_old(stack):
+    """nginx keeps a copy for `proxy_cache_valid 200 1s`, counted in whole seconds: 1 to 2 s."""
+    gunicorn, nginx = stack
+    status, _headers, direct = checkpoint_through(gunicorn.port, "127.0.0.9")
+    assert status == 200 and direct.startswith(b"vouchers.")
+    time.sleep(2.1)  # whatever nginx held is stale now
+    before = upstream_checkpoint_requests(gunicorn)
+    # One caller, more often than the service's limit (RATE_LIMIT a minute) allows it ...
+    answers = [checkpoint_through(nginx.port, "127.0.0.10") for _ in range(3 * RATE_LIMIT)]
+    assert [status for status, _h, _b in answers] == [200] * (3 * RATE_LIMIT), "answered by nginx, not refused"
+    reached = upstream_checkpoint_requests(gunicorn) - before
+    # ... and the workers saw one request a second at most (the burst takes well under a second).
+    assert 1 <= reached <= 2, reached
+    assert {headers["x-cache-status"] for _s, headers, _b in answers} <= {"MISS", "EXPIRED", "HIT", "UPDATING"}
+    assert sum(headers["x-cache-status"] == "HIT" for _s, headers, _b in answers) >= 3 * RATE_LIMIT - 2
+    for _status, headers, body in answers:
+        assert headers["content-type"] == "text/plain; charset=utf-8" and "x-request-id" not in headers
+        assert body.startswith(b"vouchers.") and b"\n\n" in body  # a signed note, as the service serves it
+    time.sleep(2.1)
+    _status, headers, _body = checkpoint_through(nginx.port, "127.0.0.10")
+    assert headers["x-cache-status"] in ("EXPIRED", "MISS"), "after two seconds nginx asks the service again"

@@ -1,6 +1,7 @@
-"""The service under gunicorn, in a child process of its own: for the
-concurrency and end-to-end tests and for the benchmarks. The service itself
-never uses this module.
+"""The service under gunicorn, in a child process of its own, and nginx in
+front of it as docs/deployment.md configures it: for the concurrency and
+end-to-end tests and for the benchmarks. The service itself never uses this
+module.
 
 The child gets a session (process group) of its own, so that stop() and
 kill() reach the master and every worker at once.
@@ -8,6 +9,8 @@ kill() reach the master and every worker at once.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -84,3 +87,106 @@ class GunicornProcess:
         """kill -9 the master and every worker at once: a power cut, as far as they can tell."""
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+
+
+# --- nginx in front, configured from docs/deployment.md --------------------------------
+
+NGINX = shutil.which("nginx") or next((path for path in ("/usr/sbin/nginx", "/usr/local/sbin/nginx")
+                                       if os.access(path, os.X_OK)), None)
+DEPLOYMENT_DOC = os.path.join(REPO, "docs", "deployment.md")
+SNIPPET_FIRST_LINE = "# vouchers-proxy.conf:"
+NGINX_START_TIMEOUT_S = 15
+
+
+def deployment_blocks() -> list[str]:
+    with open(DEPLOYMENT_DOC, encoding="utf-8") as handle:
+        return re.findall(r"^```nginx\n(.*?)^```", handle.read(), re.S | re.M)
+
+
+def proxy_snippet() -> str:
+    """The nginx block of docs/deployment.md that is the include file, verbatim."""
+    snippets = [block for block in deployment_blocks() if block.startswith(SNIPPET_FIRST_LINE)]
+    assert len(snippets) == 1, f"docs/deployment.md must hold one nginx block starting {SNIPPET_FIRST_LINE!r}"
+    return snippets[0]
+
+
+def checkpoint_cache_zone(directory: str) -> str:
+    """docs/deployment.md's `proxy_cache_path` line (beside the upstream), with its
+    directory moved to `directory`: the zone the snippet's checkpoint cache names."""
+    lines = [line.strip() for block in deployment_blocks() for line in block.splitlines()
+             if line.strip().startswith("proxy_cache_path ")]
+    assert len(lines) == 1, "docs/deployment.md must declare one proxy_cache_path"
+    return re.sub(r"^proxy_cache_path \S+", f"proxy_cache_path {directory}", lines[0])
+
+
+class NginxProcess:
+    """nginx in the foreground, its files in `directory`, the snippet inside a
+    server on a free port, the upstream the snippet names at `upstream_port`."""
+
+    def __init__(self, directory, upstream_port: int):
+        self.directory, self.port = str(directory), free_port()
+        os.makedirs(self.directory, exist_ok=True)
+        with open(os.path.join(self.directory, "vouchers-proxy.conf"), "w", encoding="utf-8") as handle:
+            handle.write(proxy_snippet())
+        path = lambda name: os.path.join(self.directory, name)  # noqa: E731
+        # Run as root (CI), the workers would switch to "nobody", which may not write here.
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        self.conf = path("nginx.conf")
+        with open(self.conf, "w", encoding="utf-8") as handle:
+            handle.write(f"""{user}daemon off;
+worker_processes 1;
+pid {path("nginx.pid")};
+error_log {path("error.log")} info;
+events {{ worker_connections 1024; }}
+http {{
+    access_log {path("access.log")};
+    client_body_temp_path {path("client_body")};
+    proxy_temp_path {path("proxy")};
+    fastcgi_temp_path {path("fastcgi")};
+    uwsgi_temp_path {path("uwsgi")};
+    scgi_temp_path {path("scgi")};
+    {checkpoint_cache_zone(path("cache"))}
+    upstream vouchers_gunicorn {{
+        server 127.0.0.1:{upstream_port};
+    }}
+    server {{
+        listen 127.0.0.1:{self.port};
+        include {path("vouchers-proxy.conf")};
+    }}
+}}
+""")
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "NginxProcess":
+        self.process = subprocess.Popen([NGINX, "-p", self.directory, "-c", self.conf, "-e",
+                                         os.path.join(self.directory, "error.log")],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + NGINX_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nginx exited: {self.process.stderr.read().decode()}{self.error_log()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"nginx did not listen in {NGINX_START_TIMEOUT_S} s: {self.error_log()}")
+
+    def error_log(self) -> str:
+        try:
+            with open(os.path.join(self.directory, "error.log"), encoding="utf-8", errors="replace") as handle:
+                return handle.read()[-3000:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)  # graceful: finish, then exit
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process and self.process.stderr:
+            self.process.stderr.close()
