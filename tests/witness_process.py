@@ -147,6 +147,10 @@ class WitnessProcess:
             connection.request(method, path, body=body)
             response = connection.getresponse()
             return Answer(response.status, response.getheader("Content-Type", ""), response.read())
+        except http.client.HTTPException as exc:
+            # A response cut off in its body by a kill -9 (IncompleteRead) is, to the
+            # tests, the server gone under the request, as a reset is: an OSError.
+            raise ConnectionResetError(f"{method} {path}: {exc!r}") from exc
         finally:
             connection.close()
 
