@@ -2,7 +2,7 @@
 checkpoint with its witnesses, the export, and verification in the browser."""
 from __future__ import annotations
 
-from flask import Response, abort, g, render_template, request
+from flask import Response, abort, render_template, request
 
 from voucher_service.console.web import api, bp, download, for_roles, get
 
@@ -54,10 +54,6 @@ def auditor_export():
     """The whole ledger as the API exports it, streamed through, never held in memory."""
     return download("/ledger/export", filename="ledger.jsonl",
                     query={k: request.args[k] for k in ("start", "end") if request.args.get(k)})
-
-
-def _token() -> str:
-    return g.console.token
 
 
 @bp.get("/receipts/<int:seq>.json")

@@ -29,6 +29,11 @@ NAVIGATION = {
 }
 NAVIGATION["admin"] = NAVIGATION["auditor"]
 
+# The kinds of evidence a claim carries (DESIGN §9), as the provider's upload
+# form offers them and the officer's claim page lists them.
+DOCUMENT_KINDS = {"contract": _l("Contract"), "invoice": _l("Invoice"), "acceptance": _l("Acceptance record"),
+                  "payment_proof": _l("Proof of payment")}
+
 ROLE_NAMES = {"sme": _l("Enterprise"), "provider": _l("Service provider"), "officer": _l("Programme officer"),
               "finance": _l("Finance officer"), "auditor": _l("Auditor"), "admin": _l("Administrator")}
 # The states of applications, vouchers, reservations and batches, as a user reads them.

@@ -3,8 +3,8 @@ its evidence, approve or reject, and the recovery (clawback) of one paid."""
 from __future__ import annotations
 
 from flask import render_template, request
-from flask_babel import lazy_gettext as _l
 
+from voucher_service.console.filters import DOCUMENT_KINDS
 from voucher_service.console.form_input import YuanError, checked_id, form_problem, parse_yuan
 from voucher_service.console.officer_common import (
     OFFICER,
@@ -48,10 +48,6 @@ def officer_claims():
     return render_template("console/officer/claims.html", page=page, chosen=chosen, cursor=cursor,
                            statuses=CLAIM_STATUSES, problem=answer.problem,
                            filters_given={**given, "status": chosen["status"], "scope": chosen["scope"]}), answer.status
-
-
-DOCUMENT_KINDS = {"contract": _l("Contract"), "invoice": _l("Invoice"), "acceptance": _l("Acceptance record"),
-                  "payment_proof": _l("Proof of payment")}
 
 
 def _claim_page(redemption_id: str, *, form=None, posted: str = "", problem=None, status: int = 200, answer=None):

@@ -11,6 +11,7 @@ from flask import redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from voucher_service.console.filters import DOCUMENT_KINDS
 from voucher_service.console.form_input import (
     YuanError,
     checked_id,
@@ -23,11 +24,9 @@ from voucher_service.console.web import api, bp, for_roles, get, principal
 
 PAGE_SIZE = 50
 STATUSES = ("reserved", "claimed", "confirmed", "redeemed", "settled", "cancelled", "rejected", "recovered")
-DOCUMENT_KINDS = {"contract": _l("Contract"), "invoice": _l("Invoice"), "acceptance": _l("Acceptance record"),
-                  "payment_proof": _l("Proof of payment")}
 INVOICE_MAX_CHARS = 64
-CLAIM_FIELDS = {"invoice_no": "invoice_no", "service_fee_fen": "service_fee_yuan", "amount_fen": "amount_yuan"}
-UPLOAD_FIELDS = {"file": "file", "kind": "kind"}
+# The API's names of the claim's amounts, as the form's inputs are named (in yuan).
+CLAIM_FIELDS = {"service_fee_fen": "service_fee_yuan", "amount_fen": "amount_yuan"}
 
 NOTICES = {
     "uploaded": _l("The document is stored with this reservation."),
@@ -89,7 +88,7 @@ def provider_upload(redemption_id: str):
     if answer.ok:
         return redirect(url_for("console.provider_claim", redemption_id=redemption_id, done="uploaded"), 303)
     return _claim_page(redemption_id, problem=answer.problem, status=answer.status, kind=kind,
-                       errors=field_errors(answer.problem, UPLOAD_FIELDS))
+                       errors=field_errors(answer.problem))
 
 
 def _claim_page(redemption_id: str, *, form: dict | None = None, errors: dict | None = None,

@@ -118,7 +118,7 @@ def sme_apply():
     if answer.ok:
         return redirect(url_for("console.sme_vouchers", done="applied"), 303)
     return render_template("console/sme/apply.html", problem=answer.problem,
-                           errors=field_errors(answer.problem, {"amount_fen": "amount_yuan", "purpose": "purpose"}),
+                           errors=field_errors(answer.problem, {"amount_fen": "amount_yuan"}),
                            **context), answer.status
 
 

@@ -23,9 +23,10 @@ from voucher_service.console.web import api, bp, category_names, for_roles, get
 
 # Enough for the whole shared catalogue (about 15 items) and every provider of a category.
 ITEMS_AT_MOST = 100
-# The form's fields, by the API's name of what each carries.
-FORM_FIELDS = {"voucher_id": "voucher_id", "provider_id": "provider_id", "service_fee_fen": "service_fee_yuan",
-               "amount_fen": "service_fee_yuan", "catalog_code": "service_fee_yuan"}
+# The API's fields that the form's price input stands for (the amount and the
+# item follow from the price); voucher_id and provider_id are the inputs' own names.
+FORM_FIELDS = {"service_fee_fen": "service_fee_yuan", "amount_fen": "service_fee_yuan",
+               "catalog_code": "service_fee_yuan"}
 WORK_OUT, RESERVE = "work_out", "reserve"
 
 
