@@ -64,15 +64,22 @@ def stack(databases, tmp_path_factory):
         databases.drop(url)
 
 
-def request(port: int, method: str, path: str, *, body=None, headers=None, chunked: bool = False,
-            source: str = "127.0.0.1", timeout_s: float = 30):
+def exchange(port: int, method: str, path: str, *, body=None, headers=None, chunked: bool = False,
+             source: str = "127.0.0.1", timeout_s: float = 30) -> tuple[int, dict, bytes]:
+    """One request on its own connection: status, headers (lower-case names), body."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s, source_address=(source, 0))
     try:
         connection.request(method, path, body=body, headers=headers or {}, encode_chunked=chunked)
         response = connection.getresponse()
-        return response.status, response.getheader("Content-Type") or "", response.read()
+        return response.status, {name.lower(): value for name, value in response.getheaders()}, response.read()
     finally:
         connection.close()
+
+
+def request(port: int, method: str, path: str, **options) -> tuple[int, str, bytes]:
+    """status, Content-Type, body."""
+    status, headers, body = exchange(port, method, path, **options)
+    return status, headers.get("content-type", ""), body
 
 
 def healthz_seconds(port: int) -> float:
@@ -185,13 +192,7 @@ def upstream_checkpoint_requests(gunicorn) -> int:
 
 
 def checkpoint_through(port: int, source: str) -> tuple[int, dict, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
-    try:
-        connection.request("GET", "/api/v1/ledger/checkpoint")
-        response = connection.getresponse()
-        return response.status, {name.lower(): value for name, value in response.getheaders()}, response.read()
-    finally:
-        connection.close()
+    return exchange(port, "GET", "/api/v1/ledger/checkpoint", source=source, timeout_s=10)
 
 
 def test_the_checkpoint_is_answered_from_a_cache_at_most_two_seconds_old(stack):
