@@ -194,13 +194,22 @@ def published_checkpoint(app) -> str:
 TEST_CHECKPOINT_INTERVAL_S = 0.3
 
 
-def wait_for_checkpoint(client, size: int, timeout_s: float = 30):
-    """GET /ledger/checkpoint from a running server until it covers `size` entries; the reply."""
+def wait_for_checkpoint(client, size: int, timeout_s: float = 30, settle: bool = True):
+    """GET /ledger/checkpoint from a running server until it covers `size` entries; the reply.
+
+    A worker answers from its memory of the note for up to
+    PUBLISHED_NOTE_TTL_S, so another worker may still serve the older one:
+    `settle` waits that long before returning, after which every worker
+    serves this note or a newer one."""
     import time
+
+    from voucher_service.journal.tree import PUBLISHED_NOTE_TTL_S
     deadline = time.monotonic() + timeout_s
     while True:
         reply = client.api("GET", "/ledger/checkpoint", headers={"Accept": "*/*"})
         if reply.status == 200 and int(reply.raw.decode("utf-8").split("\n")[1]) >= size:
+            if settle:
+                time.sleep(PUBLISHED_NOTE_TTL_S)
             return reply
         if time.monotonic() > deadline:
             raise AssertionError(f"no checkpoint of size {size} published within {timeout_s} s: "
