@@ -140,3 +140,40 @@ def test_demo_fails_clearly_when_the_server_is_unreachable(server):
     result = _demo(f"http://127.0.0.1:{free_port()}", env)
     assert result.returncode != 0
     assert "cannot reach the server" in result.stderr
+
+
+def _token(env: dict, *args: str) -> str:
+    done = subprocess.run([VOUCHERS, "token", "create", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=COMMAND_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+def _call(url: str, method: str, path: str, token: str, body: dict | None = None) -> dict:
+    import json
+    import urllib.request
+    request = urllib.request.Request(f"{url}/api/v1{path}", method=method,
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=COMMAND_TIMEOUT_S) as reply:
+        return json.loads(reply.read())
+
+
+def test_demo_runs_after_the_catalogue_lowers_the_ratio(server):
+    """The README's catalogue walkthrough lowers TS-01 to 40%; the demo after it
+    spends at the ratio in effect instead of failing its first reservation."""
+    url, env = server
+    officers = {region: _token(env, "--role", "officer", "--region", region) for region in ("SH", "KS", "WJ")}
+    proposal = _call(url, "PATCH", "/catalog/TS-01", officers["SH"], {"max_subsidy_ratio_bp": 4000})
+    for region in ("KS", "WJ"):
+        _call(url, "POST", f"/catalog/proposals/{proposal['id']}/approve", officers[region], {})
+    assert _call(url, "GET", "/catalog/TS-01", officers["KS"])["max_subsidy_ratio_bp"] == 4000
+
+    result = _demo(url, env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "40% in effect for KS" in out
+    assert "201 Created" in _step(out, 3) and "SME reserves 4,800.00 of a 12,000.00 CNY service" in _step(out, 3)
+    assert "409 Conflict" in _step(out, 5) and "(50%)" in _step(out, 5)
+    assert "200 OK" in _step(out, 11) and "redeemed: 4,000.00 CNY payable by KS to prv-sh-001" in _step(out, 11)
+    assert "(2000000 = 1600000 + 0 + 400000 fen)" in out

@@ -12,10 +12,13 @@ CATALOG_CODE = "TS-01"         # product testing and inspection, at most 50%
 SECOND_CATALOG_CODE = "IN-01"  # shared use of large instruments, at most 50%
 
 FACE_FEN = 2_000_000
-RESERVE_FEE_FEN, RESERVE_FEN = 1_200_000, 600_000
-OVER_FEE_FEN, OVER_FEN = 1_000_000, 600_000
-CLAIM_FEE_FEN, CLAIM_FEN = 1_000_000, 500_000
-SECOND_FEE_FEN, SECOND_FEN = 400_000, 200_000
+# Service fees; what the voucher pays of each is the subsidy ratio in effect
+# (the stricter of the item's and the issuing region's), read from the API at
+# the start, so the demo still runs after an officer lowers a ratio.
+RESERVE_FEE_FEN = 1_200_000
+OVER_FEE_FEN, OVER_BY_FEN = 1_000_000, 100_000  # asks 1,000.00 CNY more than the ratio allows
+CLAIM_FEE_FEN = 1_000_000                       # below the reserved fee: the claim releases part of the hold
+SECOND_FEE_FEN = 400_000
 
 TOKEN_TTL_DAYS = 1
 ENTRIES_PAGE = 1000  # the API's largest page

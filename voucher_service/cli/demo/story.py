@@ -11,19 +11,16 @@ from voucher_service.cli.client import ApiClient, Reply
 from voucher_service.cli.demo.scenario import (
     CATALOG_CODE,
     CLAIM_FEE_FEN,
-    CLAIM_FEN,
     ENTERPRISE_ID,
     FACE_FEN,
     HOME_REGION,
+    OVER_BY_FEN,
     OVER_FEE_FEN,
-    OVER_FEN,
     PROVIDER_ID,
     PROVIDER_REGION,
     RESERVE_FEE_FEN,
-    RESERVE_FEN,
     SECOND_CATALOG_CODE,
     SECOND_FEE_FEN,
-    SECOND_FEN,
     demo_pdf,
 )
 from voucher_service.cli.demo.tokens import TOKEN_OPTIONS, Tokens
@@ -38,6 +35,7 @@ from voucher_service.cli.demo.view import (
     step_line,
 )
 from voucher_service.ledger.accounts import held_account, voucher_account
+from voucher_service.process.rules import max_subsidy_fen
 
 
 class Demo:
@@ -125,10 +123,19 @@ class Demo:
         enterprise = self._get(f"{API}/enterprises/{ENTERPRISE_ID}", t.sme, "read the enterprise")
         provider = self._get(f"{API}/providers/{PROVIDER_ID}", t.provider, "read the provider")
         item = self._get(f"{API}/catalog/{CATALOG_CODE}", t.sme, "read the catalogue item")
+        second_item = self._get(f"{API}/catalog/{SECOND_CATALOG_CODE}", t.sme, "read the catalogue item")
+        policy = self._get(f"{API}/regions/{HOME_REGION}", t.sme, "read the issuing region")["policy"]
+        if policy is None:
+            raise DemoFailure(f"region {HOME_REGION} has no policy in effect today")
+        ratio_bp = min(item["max_subsidy_ratio_bp"], policy["subsidy_ratio_bp"])
+        second_ratio_bp = min(second_item["max_subsidy_ratio_bp"], policy["subsidy_ratio_bp"])
+        reserve_fen, claim_fen = max_subsidy_fen(RESERVE_FEE_FEN, ratio_bp), max_subsidy_fen(CLAIM_FEE_FEN, ratio_bp)
+        over_fen = max_subsidy_fen(OVER_FEE_FEN, ratio_bp) + OVER_BY_FEN
+        second_fen = max_subsidy_fen(SECOND_FEE_FEN, second_ratio_bp)
         self.echo(f"  enterprise  {ENTERPRISE_ID:<11} {enterprise['region']:<3} {enterprise['name']}")
         self.echo(f"  provider    {PROVIDER_ID:<11} {provider['region']:<3} {provider['name']}")
         self.echo(f"  service     {CATALOG_CODE:<11} {item['max_subsidy_ratio_bp'] / 100:g}% "
-                  f"{item['name_zh']} ({item['name_en']})")
+                  f"{item['name_zh']} ({item['name_en']}); {ratio_bp / 100:g}% in effect for {HOME_REGION}")
         self.echo("")
 
         application = self.step(
@@ -147,10 +154,10 @@ class Demo:
         voucher_id = self.voucher_id
 
         reservation = {"voucher_id": voucher_id, "provider_id": PROVIDER_ID, "catalog_code": CATALOG_CODE,
-                       "service_fee_fen": RESERVE_FEE_FEN, "amount_fen": RESERVE_FEN}
+                       "service_fee_fen": RESERVE_FEE_FEN, "amount_fen": reserve_fen}
         reserve_key = self._key("reserve")
         first = self.step(
-            f"SME reserves {cny(RESERVE_FEN)} of a {cny(RESERVE_FEE_FEN)} CNY service at {PROVIDER_ID}",
+            f"SME reserves {cny(reserve_fen)} of a {cny(RESERVE_FEE_FEN)} CNY service at {PROVIDER_ID}",
             "POST", f"{API}/redemptions", t.sme, expected=201, body=reservation, key=reserve_key,
             ref=lambda r: r.json["id"], outcome=lambda r: f"redemption {r.json['id']} {r.json['status']}").json
         redemption_id = first["id"]
@@ -170,9 +177,9 @@ class Demo:
                                f"{r.headers.get('Idempotent-Replayed', 'no')}; no second hold"))
 
         self.step(
-            f"SME tries {cny(OVER_FEN)} of a {cny(OVER_FEE_FEN)} CNY service (60%)", "POST", f"{API}/redemptions",
+            f"SME tries {cny(over_fen)} of a {cny(OVER_FEE_FEN)} CNY service ({over_fen * 100 / OVER_FEE_FEN:g}%)", "POST", f"{API}/redemptions",
             t.sme, expected=409, key=self._key("over-ratio"),
-            body={**reservation, "service_fee_fen": OVER_FEE_FEN, "amount_fen": OVER_FEN},
+            body={**reservation, "service_fee_fen": OVER_FEE_FEN, "amount_fen": over_fen},
             ref=voucher_id, no_entry="a refused request changes nothing", outcome=lambda r: f"refused: {r.problem}")
 
         for kind in ("contract", "invoice"):
@@ -184,12 +191,12 @@ class Demo:
                 outcome=lambda r: f"{r.json['kind']} sha256 {r.json['sha256'][:16]}…, {r.json['size_bytes']} bytes")
 
         self.step(
-            f"Provider claims {cny(CLAIM_FEN)} of a {cny(CLAIM_FEE_FEN)} CNY invoice", "POST",
+            f"Provider claims {cny(claim_fen)} of a {cny(CLAIM_FEE_FEN)} CNY invoice", "POST",
             f"{API}/redemptions/{redemption_id}/claim", t.provider, expected=200, key=self._key("claim"),
             body={"invoice_no": f"SH-INV-{self.run_id[:8].upper()}", "service_fee_fen": CLAIM_FEE_FEN,
-                  "amount_fen": CLAIM_FEN},
+                  "amount_fen": claim_fen},
             ref=redemption_id,
-            outcome=lambda r: f"{r.json['status']}; {cny(RESERVE_FEN - CLAIM_FEN)} CNY of the hold released")
+            outcome=lambda r: f"{r.json['status']}; {cny(reserve_fen - claim_fen)} CNY of the hold released")
 
         self.step("SME confirms the service was delivered", "POST", f"{API}/redemptions/{redemption_id}/confirm",
                   t.sme, expected=200, key=self._key("confirm"), ref=redemption_id,
@@ -206,10 +213,10 @@ class Demo:
                                      f"{r.json['region']} to {r.json['provider_id']}"))
 
         second = self.step(
-            f"SME reserves {cny(SECOND_FEN)} of a {cny(SECOND_FEE_FEN)} CNY instrument booking", "POST",
+            f"SME reserves {cny(second_fen)} of a {cny(SECOND_FEE_FEN)} CNY instrument booking", "POST",
             f"{API}/redemptions", t.sme, expected=201, key=self._key("reserve-2"),
             body={**reservation, "catalog_code": SECOND_CATALOG_CODE, "service_fee_fen": SECOND_FEE_FEN,
-                  "amount_fen": SECOND_FEN},
+                  "amount_fen": second_fen},
             ref=lambda r: r.json["id"], outcome=lambda r: f"redemption {r.json['id']} {r.json['status']}").json
 
         self.step("SME cancels it: the hold is released", "POST", f"{API}/redemptions/{second['id']}/cancel",
