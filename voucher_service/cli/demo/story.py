@@ -177,8 +177,8 @@ class Demo:
                                f"{r.headers.get('Idempotent-Replayed', 'no')}; no second hold"))
 
         self.step(
-            f"SME tries {cny(over_fen)} of a {cny(OVER_FEE_FEN)} CNY service ({over_fen * 100 / OVER_FEE_FEN:g}%)", "POST", f"{API}/redemptions",
-            t.sme, expected=409, key=self._key("over-ratio"),
+            f"SME tries {cny(over_fen)} of a {cny(OVER_FEE_FEN)} CNY service ({over_fen * 100 / OVER_FEE_FEN:g}%)",
+            "POST", f"{API}/redemptions", t.sme, expected=409, key=self._key("over-ratio"),
             body={**reservation, "service_fee_fen": OVER_FEE_FEN, "amount_fen": over_fen},
             ref=voucher_id, no_entry="a refused request changes nothing", outcome=lambda r: f"refused: {r.problem}")
 
