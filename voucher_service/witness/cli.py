@@ -6,6 +6,7 @@ none of these needs the operator's app, database or keys, only D.
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 
 import click
 
@@ -115,6 +116,13 @@ def status_command(directory):
         kept = [e for e in evidence if e["origin"] == origin]
         kinds = ", ".join(f"{kind} {sum(e['repeats'] for e in kept if e['kind'] == kind)}"
                           for kind in sorted({e["kind"] for e in kept})) or "none"
-        cosigned = f"size {held.size} cosigned at {held.cosigned_at}" if held else "nothing cosigned yet"
+        cosigned = (f"size {held.size} cosigned at {_utc(held.cosigned_at)} ({held.cosigned_at})"
+                    if held else "nothing cosigned yet")
         listed = "" if origin in logs else " (no longer in D/logs)"
         click.echo(f"{origin}{listed}: {cosigned}; refusals kept as evidence: {kinds}")
+
+
+def _utc(unix_s: int) -> str:
+    # The cosignature's own timestamp is Unix seconds; people read UTC, and the seconds stay
+    # beside it so a line can be matched against the cosignature line byte for byte.
+    return datetime.fromtimestamp(unix_s, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
