@@ -11,7 +11,9 @@ region's approval) are simulated in memory and written straight to the tables:
 entries signed with voucher_service.ledger (Entry, Posting, sign_entry), their
 Merkle nodes via merkle.nodes_for_append, posting and ref rows, balances, and
 the business rows that must agree with them (so reconciliation's checks pass).
-A cosigned checkpoint of the final size is stored too.
+A checkpoint of the final size, signed by the log key that `vouchers init`
+makes, is stored too (no witnesses: the benchmarks that need cosignatures run
+their own).
 
 The result is an SQLite file per size under bench/.cache (git-ignored); the
 build is deterministic, so the 100k ledger is the first 100k entries of the
@@ -40,7 +42,8 @@ from voucher_service.ledger.accounts import (budget_account, held_account, may_g
                                              payable_account, treasury_account, voucher_account)
 
 # 2: migration 0004 (registry_version on the ledger head).
-BUILDER_VERSION = 2
+# 3: a log key (DESIGN §10), which signs the stored checkpoint, as on a deployment made today.
+BUILDER_VERSION = 3
 SIZES = (100_000, 300_000, 1_000_000)
 T0 = datetime(2025, 1, 2, 0, 0, tzinfo=timezone.utc)
 MEAN_GAP_S = 45.0          # between two entries: 1M entries span about 17 months
@@ -103,6 +106,7 @@ def _init_database(path: str) -> None:
                 keyring = app.extensions["vouchers_keyring"]
                 ctx = Context(session=session, signer=keyring.signer_for(session), actor="system:init", now=T0)
                 load_seeds(ctx, os.path.join(REPO, "seeds"), keyring=keyring, origin=ORIGIN)
+                keyring.create_log_key(session, origin=ORIGIN, now_str=rfc(T0))
                 session.commit()
         finally:
             writes.utc_now = original
@@ -137,8 +141,10 @@ class Builder:
         self.clock = datetime.fromisoformat(q("SELECT max(ts) FROM ledger_entry").fetchone()[0].replace("Z", "+00:00"))
         keyring = KeyRing(keys_dir(), PASSPHRASE)
         self.keys = {region: keyring.load(key_id) for key_id, region in
-                     q("SELECT key_id, region FROM signing_key WHERE valid_until IS NULL")}
-        self.key_records = list(q("SELECT key_id, note_name, public_key FROM signing_key WHERE valid_until IS NULL"))
+                     q("SELECT key_id, region FROM signing_key WHERE valid_until IS NULL AND purpose = 'entry'")}
+        ((log_key_id, log_name),) = q("SELECT key_id, note_name FROM signing_key "
+                                      "WHERE valid_until IS NULL AND purpose = 'log'")
+        self.log_name, self.log_key = log_name, keyring.load(log_key_id)
         self.regions = [r for (r,) in q("SELECT code FROM region ORDER BY code")]
         self.policies = defaultdict(list)
         self._policy_cache = {}
@@ -631,10 +637,8 @@ class Builder:
         q("INSERT OR REPLACE INTO account (name, balance_fen) VALUES (?, ?)", self.balances.items())
         self.db.execute("UPDATE ledger_head SET size = ? WHERE id = 1", (self.seq,))
         root = merkle.fold([h for _level, h in self.stack])
-        signers = [(name, self.keys[region].sign, bytes(public))
-                   for key_id, name, public in self.key_records
-                   for region in [key_id.split("-")[0]]]
-        note = sign_note(Checkpoint(ORIGIN, self.seq, root).text(), signers)
+        note = sign_note(Checkpoint(ORIGIN, self.seq, root).text(),
+                         [(self.log_name, self.log_key.sign, self.log_key.public_key_raw)])
         self.db.execute("INSERT OR REPLACE INTO ledger_checkpoint (size, root_hash, note, created_at) "
                         "VALUES (?, ?, ?, ?)", (self.seq, root, note, rfc(self.clock + timedelta(seconds=1))))
 
