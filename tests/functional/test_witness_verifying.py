@@ -115,6 +115,36 @@ def test_a_key_rotation_and_a_new_region_are_followed(witness, served):
     assert answer.status == 422 and f"seq {old}" in answer.text, answer.text
 
 
+@pytest.mark.parametrize("published", ["another log key", "no log key", "another origin"])
+def test_published_keys_that_hide_the_witnessed_log_key_are_refused(witness, served, published):
+    """An auditor without a policy trusts the log key of GET /ledger/keys: a document that
+    swaps it, drops it (so the log reads as one from before witnesses) or is another log's
+    would make checkpoints no witness saw look valid. The witness refuses and keeps it."""
+    log, server = served
+    assert witness.add_checkpoint(log, 0).status == 200
+    log.several(2)
+    document = log.keys_json()
+    log_record = next(k for k in document["keys"] if k["purpose"] == "log")
+    if published == "another log key":
+        other = TLog(origin=log.origin)
+        log_record.update(next(k for k in other.keys_json()["keys"] if k["purpose"] == "log"))
+    elif published == "no log key":
+        document["keys"].remove(log_record)
+    else:
+        document = TLog(origin="vouchers.test/another-log").keys_json()
+    server.keys_document = document
+    try:
+        answer = witness.add_checkpoint(log, 5)
+    finally:
+        server.keys_document = None
+    assert answer.status == 422, answer.text
+    assert ("origin" if published == "another origin" else "log key") in answer.text, answer.text
+    assert witness.state.latest(log.origin).size == 5
+    [kept] = witness.state.evidence(log.origin)
+    assert kept["kind"] == "content" and kept["note"] == log.checkpoint()
+    assert witness.add_checkpoint(log, 5).status == 200, "the true keys document again: cosigned"
+
+
 def test_entries_that_cannot_be_read_are_503_and_nothing_is_cosigned(witness, served):
     log, server = served
     server.token = "the witness's token was revoked"

@@ -53,12 +53,14 @@ def check_new_entries(log: LogConfig, cosigned: Cosigned, checkpoint) -> tuple[d
     with _Reader(log) as reader:
         keys_json = reader.keys()
         try:
+            published = load_keys(keys_json)
             if follower is None:
-                follower = Follower(load_keys(keys_json))
+                follower = Follower(published)
             else:
                 follower.accept_keys(keys_json)
         except VerificationError as exc:
             raise ContentError(f"the log's published keys: {exc.why}") from None
+        _check_published_log_key(log, published)
         if follower.size < cosigned.size:
             _extend(reader, follower, cosigned.size, cosigned.root,
                     mismatch=f"the log's entries up to size {cosigned.size} do not hash to the root this witness "
@@ -66,6 +68,23 @@ def check_new_entries(log: LogConfig, cosigned: Cosigned, checkpoint) -> tuple[d
         _extend(reader, follower, checkpoint.size, checkpoint.root_hash,
                 mismatch=f"the log's entries up to size {checkpoint.size} do not hash to the checkpoint's root")
     return follower.to_state(), follower.size
+
+
+def _check_published_log_key(log: LogConfig, published) -> None:
+    """Auditors without a policy take the log key from the published keys. A
+    document naming another log key, or none (which reads as a deployment from
+    before witnesses, whose checkpoints every region's key could sign), would have
+    them trust checkpoints that no witness saw: the key this witness checks the
+    log's signatures with must be among them."""
+    if published.origin != log.origin:
+        raise ContentError(f"the log's published keys are for origin {published.origin!r}, not {log.origin!r}")
+    ours = log.verifier
+    if not any(key.public_key_raw == ours.public_key_raw and key.note_name == ours.name
+               for key in published.log_keys):
+        named = ", ".join(key.key_id for key in published.log_keys) or "none"
+        raise ContentError(f"the log's published keys do not include the log key this witness checks its "
+                           f"checkpoints with (log keys published: {named}): auditors reading them would trust "
+                           f"checkpoints no witness saw")
 
 
 def _stored_follower(cosigned: Cosigned) -> Follower | None:
