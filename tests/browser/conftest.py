@@ -68,7 +68,9 @@ class PageGuard:
 @pytest.fixture(scope="module")
 def _module_page(browser, base_url):
     guard = PageGuard()
-    context = browser.new_context(base_url=base_url)
+    # A browser far from the programme's zone: a page that shows a time in the computer's
+    # zone instead of China Standard Time (as the footer promises) is then visibly wrong.
+    context = browser.new_context(base_url=base_url, timezone_id="America/New_York")
 
     def only_local(route):
         host = urllib.parse.urlsplit(route.request.url).hostname

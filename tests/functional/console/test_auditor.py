@@ -65,6 +65,12 @@ def test_an_entry_shows_its_instant_both_in_programme_time_and_as_signed(actors,
     assert shanghai_time(entry["ts"]) in html and entry["ts"] in html and entry["kind"] in html
 
 
+def test_the_checkpoint_page_dates_each_published_key_in_programme_time(actors, auditor):
+    html = auditor.page("/console/checkpoint")
+    for key in ok(actors.auditor().get("/ledger/keys"))["keys"]:
+        assert f'<time datetime="{key["valid_from"]}">{shanghai_time(key["valid_from"])}</time>' in html, key
+
+
 def test_the_export_is_the_apis_export_byte_for_byte(actors, auditor):
     whole = auditor.get("/console/ledger/export.jsonl")
     assert whole.status_code == 200 and whole.headers["Content-Disposition"].startswith("attachment")

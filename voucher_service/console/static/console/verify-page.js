@@ -82,10 +82,18 @@ function keySetOf(keysText, witnesses) {
     return { origin: String(doc.origin), log, witnesses: listed };
   } catch { return null; }
 }
-function when(iso) {  // the pin's time, as the page's language writes it
+// The pin's time as the server's pages write every time: "2026-03-01 08:00", China
+// Standard Time (the footer says so), whatever zone this computer is set to.
+const PROGRAMME_TIME = { timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit",
+                         hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+function when(iso) {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return String(iso);
-  try { return date.toLocaleString(document.documentElement.lang || undefined); } catch { return date.toISOString(); }
+  try {
+    const part = Object.fromEntries(new Intl.DateTimeFormat("en-GB", PROGRAMME_TIME).formatToParts(date)
+      .map((p) => [p.type, p.value]));
+    return `${part.year}-${part.month}-${part.day} ${part.hour}:${part.minute}`;
+  } catch { return date.toISOString(); }
 }
 const sameList = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
 const sameKeys = (a, b) => a.origin === b.origin && sameList(a.log, b.log) && sameList(a.witnesses, b.witnesses);
