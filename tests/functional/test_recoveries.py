@@ -4,6 +4,7 @@ each through the HTTP API, with the postings §9 names and the §3 invariants.""
 from __future__ import annotations
 
 import csv
+import json
 import io
 import os
 import subprocess
@@ -161,6 +162,11 @@ def test_payment_results_complete_a_batch_and_a_failed_line_is_paid_by_the_next(
         assert_problem(finance.post(f"/settlements/{sid}/results", json={"results": []}), 422)
         assert_rule(finance.post(f"/settlements/{sid}/results", json={"results": [
             {"provider_id": "prv-ks-002", "result": "paid", "bank_reference": "B"}]}), "line_in_batch")
+        twice = finance.post(f"/settlements/{sid}/results", json={"results": [
+            {"provider_id": SH_PROVIDER, "result": "paid", "bank_reference": "B1"},
+            {"provider_id": SH_PROVIDER, "result": "failed", "reason": "x"}]})
+        assert_problem(twice, 422)
+        assert "more than one result" in json.dumps(twice.get_json()), twice.get_json()
         assert_problem(actors.finance("SH").post(f"/settlements/{sid}/results", json={"results": [
             {"provider_id": SH_PROVIDER, "result": "paid", "bank_reference": "B"}]}), 403)
 

@@ -94,6 +94,20 @@ def test_no_valid_signature_by_the_log_key_is_403(witness, log):
     assert witness.state.evidence(log.origin) == [], "what the log did not sign proves nothing against it"
 
 
+def test_the_first_line_by_the_log_key_decides_as_in_go_note_open(witness, log):
+    """Two lines by the log's key: the first is checked, a repeat is dropped (Go's
+    sumdb/note does the same, so the witness and stock verifiers agree on a note)."""
+    note = log.checkpoint()
+    body, line = note.rstrip("\n").rsplit("\n", 1)
+    name, blob = line.rsplit(" ", 1)
+    raw = bytearray(base64.b64decode(blob))
+    raw[-1] ^= 0x01  # the same key's hash, a signature that does not verify
+    broken = f"{name} {base64.b64encode(bytes(raw)).decode()}"
+    assert witness.add_checkpoint(log, 0, note=f"{body}\n{broken}\n{line}\n").status == 403
+    assert witness.state.latest(log.origin).size == 0
+    witness.cosigned_timestamp(note, witness.add_checkpoint(log, 0, note=f"{body}\n{line}\n{broken}\n"))
+
+
 def test_signatures_by_unknown_keys_are_ignored(witness, log):
     stranger = SigningKey.generate("stranger")
     note = log.checkpoint(signers=[("someone.else", stranger.sign, stranger.public_key_raw)])

@@ -2,8 +2,9 @@
 role, in Chinese and English, on the same API as every other client."""
 from __future__ import annotations
 
-from flask import request
+from flask import g, request
 from flask_babel import Babel
+from werkzeug.exceptions import MethodNotAllowed
 
 from voucher_service.console.web import LANGUAGE_COOKIE, LANGUAGES, bp
 
@@ -23,3 +24,13 @@ def init_app(app) -> None:
     from voucher_service.console import filters
     filters.init_app(app)
     app.register_blueprint(bp)
+
+    @app.before_request
+    def _console_address_asked_an_unknown_way():
+        # Routing found no console route for the method: answered in the console's frame,
+        # as every other refused console address is, not with the API's problem+json.
+        if isinstance(request.routing_exception, MethodNotAllowed) and (
+                request.path == "/console" or request.path.startswith("/console/")):
+            g.console = None
+            return pages.refuse_address()
+        return None

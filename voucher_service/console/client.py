@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from flask import current_app, g, request
+from werkzeug.exceptions import NotFound
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from voucher_service.http import API_PREFIX
@@ -61,6 +62,16 @@ class ApiStream:
     chunks: Iterator[bytes]
 
 
+def _check_path(path: str) -> None:
+    """Pages put ids from their own address into API paths. One that decoded to a
+    '?', '#', '%', a blank or a dot segment would make the page ask the API for
+    something else (another action, another object's sub-resource): the console's
+    page is then not found, whatever page forgot to check its id."""
+    if (any(c in "?#%\\" or ord(c) <= 0x20 or ord(c) == 0x7F for c in path)
+            or any(segment in (".", "..") for segment in path.split("/"))):
+        raise NotFound()
+
+
 def _environ(method: str, path: str, token: str | None, *, query=None, json_body=None, form=None, files=None,
              idempotency_key: str | None = None, accept: str = "application/json") -> dict:
     headers = {"Accept": accept}
@@ -74,6 +85,7 @@ def _environ(method: str, path: str, token: str | None, *, query=None, json_body
     data = None
     if form is not None or files is not None:
         data = {**(form or {}), **(files or {})}
+    _check_path(path)
     builder = EnvironBuilder(path=API_PREFIX + path, method=method, query_string=query, headers=headers,
                              json=json_body, data=data,
                              environ_base={"REMOTE_ADDR": request.remote_addr or "127.0.0.1"})

@@ -34,8 +34,9 @@ def _catalogue():
 
 
 def _proposals_page(*, form=None, posted: str = "", problem=None, status: int = 200):
-    chosen = request.args.get("status", "open") if request.method == "GET" else "open"
-    cursor = request.args.get("cursor", "") if request.method == "GET" else ""
+    reading = request.method != "POST"
+    chosen = request.args.get("status", "open") if reading else "open"
+    cursor = request.args.get("cursor", "") if reading else ""
     query = {"limit": PAGE_SIZE, **({"status": chosen} if chosen else {}), **({"cursor": cursor} if cursor else {})}
     answer = api("GET", "/catalog/proposals", query=query)
     items, categories = _catalogue()

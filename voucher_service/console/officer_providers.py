@@ -25,7 +25,7 @@ ACCOUNT_FIELDS = ("account_name", "bank_name", "account_no")
 
 def _providers_page(*, form=None, problem=None, status: int = 200):
     """The registry; the register form; and the providers the officer's region excludes."""
-    reading = request.method == "GET"
+    reading = request.method != "POST"
     chosen = {name: request.args.get(name, "").strip() if reading else "" for name in PROVIDER_FILTERS}
     given = {name: value for name, value in chosen.items() if value}
     cursor = request.args.get("cursor", "") if reading else ""

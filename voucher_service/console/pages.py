@@ -110,6 +110,12 @@ OTHER_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
 def not_found(_unknown: str):
     """A console address that is not a page, or not for this method: the
     console's own 404 or 405 (with Allow), not the API's JSON."""
+    return refuse_address()
+
+
+def refuse_address():
+    """Also for a method no console route names (TRACE, PROPFIND, …), which routing
+    refuses before any console code runs (console/__init__.py)."""
     allowed = _methods_taken(request.path)
     if allowed:
         return render_template("console/refused.html", status=405, problem={
@@ -128,6 +134,6 @@ def _methods_taken(path: str) -> list[str]:
             endpoint, _values = adapter.match(path, method=method)
         except HTTPException:
             continue
-        if endpoint != request.endpoint:
+        if endpoint != "console.not_found":
             allowed.append(method)
     return allowed

@@ -48,7 +48,7 @@ def provider_reservations():
 @for_roles("provider")
 def provider_claim(redemption_id: str):
     checked_id(redemption_id)
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD (Flask sends it here too): the form, nothing written
         return _claim_page(redemption_id)
     form = {name: request.form.get(name, "").strip() for name in ("invoice_no", "service_fee_yuan", "amount_yuan")}
     errors, amounts = {}, {}

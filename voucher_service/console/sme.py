@@ -103,7 +103,7 @@ def sme_apply():
     context = {"form": form, "enterprise": enterprise.data if enterprise.ok else None,
                "policy": region.data.get("policy") if region is not None and region.ok else None,
                "purpose_max": PURPOSE_MAX_CHARS}
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD (Flask sends it here too): the form, nothing written
         return render_template("console/sme/apply.html", errors={}, **context)
     errors = {}
     try:

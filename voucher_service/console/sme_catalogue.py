@@ -65,7 +65,7 @@ def sme_reserve(code: str):
             "service_fee_yuan": request.form.get("service_fee_yuan", "")}
     page = {"item": item, "vouchers": vouchers, "providers": providers, "ratios": ratios, "form": form,
             "category_names": category_names()}
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD (Flask sends it here too): the form, nothing written
         return render_template("console/sme/reserve.html", errors={}, worked_out=None, **page)
 
     errors, worked_out = {}, None

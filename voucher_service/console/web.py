@@ -39,6 +39,7 @@ SIGN_IN_COOKIE = "vouchers_console_signin"  # the sign-in form's token, before a
 LANGUAGE_COOKIE = "vouchers_console_lang"
 LANGUAGES = ("zh", "en")
 CSRF_FIELD = "csrf_token"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 # The role's first page after sign-in (its main job).
 HOME = {"sme": "console.sme_vouchers", "provider": "console.provider_reservations",
@@ -69,7 +70,9 @@ def _load():
     if session_id:
         with db_session() as db:
             g.console = sessions.load_session(db, session_id)
-    if request.method == "POST" and request.endpoint not in ("console.sign_in",):
+    # Every method that may write, not only POST: HEAD reaches the GET handlers, which
+    # must not write either (api() refuses a write outside a checked POST).
+    if request.method not in SAFE_METHODS and request.endpoint not in ("console.sign_in", "console.not_found"):
         expected = g.console.csrf_token if g.console else None
         if expected is None or not sessions.csrf_matches(expected, request.form.get(CSRF_FIELD)):
             return render_template("console/refused.html", status=400,
@@ -110,8 +113,13 @@ def api(method: str, path: str, **kwargs) -> client.ApiAnswer:
     """An API call as the signed-in user. A write carries an Idempotency-Key
     from the form (one per rendered form), so a double-clicked button or a
     resubmitted page is the same request, not two."""
-    if method != "GET" and "idempotency_key" not in kwargs:
-        kwargs["idempotency_key"] = request.form.get("idempotency_key") or None
+    if method != "GET":
+        if request.method != "POST":
+            # Only a form posted with its CSRF token (checked in _load) writes: a GET or
+            # HEAD that reached a form's handler must not, whatever body it carries.
+            abort(405)
+        if "idempotency_key" not in kwargs:
+            kwargs["idempotency_key"] = request.form.get("idempotency_key") or None
     return client.call(method, path, g.console.token, **kwargs)
 
 
@@ -155,6 +163,8 @@ def safe_next(target: str | None) -> str | None:
     """Only a path of this console: never another site (an open redirect)."""
     if not target:
         return None
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        return None  # a line break would end the Location header (werkzeug refuses it: a 500)
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not parts.path.startswith("/console") or "\\" in target:
         return None

@@ -109,6 +109,18 @@ class LineResult(Schema):
 class SettlementResults(Schema):
     results = fields.List(fields.Nested(LineResult), required=True, validate=validate.Length(min=1, max=10_000))
 
+    @validates_schema
+    def _one_result_a_line(self, data, **_kwargs):
+        # Two results for one line in one request is a mistake in the bank file, not a
+        # result already recorded: say so before the service reads the lines.
+        seen = set()
+        for position, result in enumerate(data.get("results", [])):
+            provider_id = result.get("provider_id")
+            if provider_id in seen:
+                raise ValidationError(f"provider {provider_id} has more than one result in this request",
+                                      f"results.{position}.provider_id")
+            seen.add(provider_id)
+
 
 class SettlementListArgs(PageArgs):
     status = fields.String(validate=validate.OneOf(STATUSES))
