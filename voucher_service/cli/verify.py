@@ -33,7 +33,7 @@ def _fail(exc: Exception) -> None:
 @click.option("--previous-checkpoint", "previous_path", type=_FILE,
               help="an earlier checkpoint that the log must extend")
 @click.option("--jobs", type=click.IntRange(min=0), default=1, show_default=True,
-              help="check entries in this many processes (0: one per CPU)")
+              help="check entries in this many processes (0: one per CPU; at most 4 per CPU)")
 @click.option("--policy", "policy_path", type=_FILE, help=_POLICY_HELP)
 def verify_command(export, checkpoint_path, keys_path, previous_path, jobs, policy_path):
     """Verify a ledger EXPORT (GET /ledger/export, '-' for stdin) offline against a signed checkpoint.

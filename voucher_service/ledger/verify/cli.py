@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--keys", required=True, help="the JSON served by GET /ledger/keys")
     export.add_argument("--previous-checkpoint", help="an earlier checkpoint the log must extend")
     export.add_argument("--jobs", type=_jobs, default=1, metavar="N",
-                        help="check lines in N processes (default 1: this one; 0: one per CPU)")
+                        help="check lines in N processes (default 1: this one; 0: one per CPU; at most 4 per CPU)")
     export.add_argument("--policy", help=POLICY_HELP)
     receipt = commands.add_parser("receipt", help="verify a receipt from GET /ledger/receipts/{seq}")
     receipt.add_argument("receipt", help="the receipt JSON file")

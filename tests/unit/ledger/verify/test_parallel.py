@@ -554,3 +554,11 @@ def test_a_worker_killed_mid_run_stops_the_command_with_an_error(files, log, mon
     assert not thread.is_alive(), "the verifier hangs after a worker was killed"
     assert isinstance(result.get("error"), ChildProcessError), result
     assert "ended unexpectedly" in str(result["error"])
+
+
+def test_jobs_beyond_four_a_cpu_are_four_a_cpu(monkeypatch):
+    """A mistyped --jobs 100000 would fork 100000 verifiers of ~80 MiB each."""
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    assert [parallel.cpu_jobs(n) for n in (0, 1, 2, 8, 9, 100_000)] == [2, 1, 2, 8, 8, 8]
+    with pytest.raises(ValueError):
+        parallel.cpu_jobs(-1)
