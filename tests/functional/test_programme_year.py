@@ -4,6 +4,7 @@ at the turn of the year: caps count the new year, unspent budget carries over.""
 from __future__ import annotations
 
 import json
+import os
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -115,6 +116,22 @@ def test_vouchers_regions_add_does_the_same_from_the_command_line(fresh_app, fre
     path.write_text("{not json", encoding="utf-8")
     assert runner.invoke(args=["regions", "add", str(path)]).exit_code != 0
     assert ledger_size(fresh_app) == size
+
+
+def test_a_region_added_under_a_mistyped_passphrase_is_refused_before_its_key_is_made(fresh_app, tmp_path,
+                                                                                      monkeypatch):
+    """The new key would be encrypted with the wrong passphrase: the service could not
+    sign for the region, and rotation (which needs the outgoing key) could not mend it."""
+    from voucher_service.journal.keys import KeyRing
+    path = tmp_path / "region.json"
+    path.write_text(json.dumps(region_body("JY")), encoding="utf-8")
+    right = fresh_app.extensions["vouchers_keyring"]
+    keys_before = sorted(os.listdir(right.keys_dir))
+    monkeypatch.setitem(fresh_app.extensions, "vouchers_keyring", KeyRing(right.keys_dir, "mistyped"))
+    with nothing_changes(fresh_app):
+        result = fresh_app.test_cli_runner().invoke(args=["regions", "add", str(path)])
+    assert result.exit_code != 0 and "VOUCHERS_KEY_PASSPHRASE" in result.output, result.output
+    assert sorted(os.listdir(right.keys_dir)) == keys_before
 
 
 # --- policies -----------------------------------------------------------------------------

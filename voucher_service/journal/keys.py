@@ -112,12 +112,22 @@ class KeyRing:
             self._cache[key_id] = key
             return key
 
+    def check_passphrase(self, session: Session) -> None:
+        """The passphrase opens the keys already made. A new key is encrypted with
+        it: one made under a mistyped passphrase would be a key the service cannot
+        load and rotation cannot replace (rotation needs the outgoing key)."""
+        record = session.exec(select(SigningKeyRecord).where(is_active_key())).first()
+        if record is not None:
+            self.load(record.key_id)
+
     def create_key(self, session: Session, *, region: str, origin: str, now_str: str) -> SigningKeyRecord:
         """A new region's first key, encrypted with this ring's passphrase into its folder."""
+        self.check_passphrase(session)
         return create_region_key(session, region=region, keys_dir=self.keys_dir, passphrase=self._passphrase,
                                  origin=origin, now_str=now_str)
 
     def create_log_key(self, session: Session, *, origin: str, now_str: str) -> SigningKeyRecord:
+        self.check_passphrase(session)
         return create_log_key(session, keys_dir=self.keys_dir, passphrase=self._passphrase, origin=origin,
                               now_str=now_str)
 
