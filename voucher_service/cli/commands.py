@@ -280,9 +280,34 @@ def verify_statement_command(statement, keys_path):
     click.echo(summary)
 
 
+class _Group(FlaskGroup):
+    """Failures the user can mend (a database URL that does not parse or a file that is
+    not a database, a folder that cannot be written, a file that is not UTF-8 text)
+    are one line on stderr and exit 1, never a traceback; a bug still shows its own."""
+
+    def invoke(self, ctx):
+        import sqlite3
+
+        from sqlalchemy.exc import ArgumentError, DatabaseError
+        try:
+            return super().invoke(ctx)
+        except ArgumentError as exc:
+            raise click.ClickException(f"the database URL cannot be used: {exc}") from None
+        except DatabaseError as exc:
+            reason = str(exc.orig or exc).splitlines()[0]
+            raise click.ClickException(f"the database (DATABASE_URL) cannot be used: {reason}") from None
+        except sqlite3.DatabaseError as exc:
+            raise click.ClickException(f"a state database cannot be used: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise click.ClickException(f"a file given is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            raise click.ClickException(f"{exc.strerror or exc}{where}") from None
+
+
 def main() -> None:
-    cli = FlaskGroup(create_app=_create_app, add_default_commands=True, add_version_option=False,
-                     help="Cross-region innovation voucher ledger.")
+    cli = _Group(create_app=_create_app, add_default_commands=True, add_version_option=False,
+                 help="Cross-region innovation voucher ledger.")
     # Registered on the group, not the app: verifying needs no app, database or keys dir.
     from voucher_service.cli.verify import verify_command, verify_document_command, verify_receipt_command
     cli.add_command(verify_command)
