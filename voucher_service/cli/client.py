@@ -18,6 +18,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 from voucher_service.http import API_PREFIX  # the http package's __init__ imports no Flask
+from voucher_service.ledger.replies import one_line
 
 DEFAULT_TIMEOUT_S = 30.0
 JSON_MEDIA_TYPE = "application/json"
@@ -59,7 +60,7 @@ class Reply:
     def problem(self) -> str:
         """An error reply on one line: its RFC 9457 detail (or title) and type."""
         if not isinstance(self.json, dict):
-            return self.text[:300]
+            return one_line(self.raw, 300)
         parts = [str(self.json.get("detail") or self.json.get("title") or "")]
         if self.json.get("type") not in (None, "about:blank"):
             parts.append(f"[{self.json['type']}]")

@@ -31,6 +31,7 @@ from voucher_service.journal.tree import check_new_leaves, forget_published_note
 from voucher_service.ledger import merkle
 from voucher_service.ledger.cosignature import Cosigner, add_signature_lines, cosignatures
 from voucher_service.ledger.note import Checkpoint, NoteError, key_hash, parse_note, sign_note
+from voucher_service.ledger.replies import one_line
 from voucher_service.ledger.tlog_witness import ADD_CHECKPOINT_PATH, SIZE_MEDIA_TYPE, parse_size_body, request_body
 from voucher_service.models import LedgerCheckpoint, PublisherStatus, WitnessStatus
 
@@ -205,7 +206,7 @@ def request_cosignature(witness: Witness, checkpoint: LedgerCheckpoint, old_size
                 break
             old_size = held
             continue
-        raise WitnessError(f"refused with {status}: {answer[:200].decode('utf-8', 'replace').strip()}",
+        raise WitnessError(f"refused with {status}: {one_line(answer)}",
                            refused=status < 500)
     raise WitnessError(f"refused with 409 at old size {old_size}: the tree it holds has another root (a fork)")
 

@@ -19,6 +19,7 @@ import http.client
 import json
 import urllib.parse
 
+from voucher_service.ledger.replies import one_line
 from voucher_service.ledger.verify.common import VerificationError
 from voucher_service.ledger.verify.follow import Follower
 from voucher_service.ledger.verify.keys import load_keys
@@ -141,8 +142,7 @@ class _Reader:
         except (OSError, http.client.HTTPException) as exc:
             raise FetchError(f"GET {self._url}{LEDGER_PATH}{path}: {exc or type(exc).__name__}") from None
         if response.status != 200:
-            raise FetchError(f"GET {self._url}{LEDGER_PATH}{path} answered {response.status}: "
-                             f"{body[:200].decode('utf-8', 'replace')}")
+            raise FetchError(f"GET {self._url}{LEDGER_PATH}{path} answered {response.status}: {one_line(body)}")
         if len(body) > limit:
             raise FetchError(f"GET {self._url}{LEDGER_PATH}{path}: the answer is larger than {limit} bytes")
         return body
