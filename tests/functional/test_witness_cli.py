@@ -80,7 +80,8 @@ def test_add_log_appends_the_line_and_keeps_the_token_private(initialised, tmp_p
     assert again.returncode != 0 and "already" in again.stderr
 
 
-@pytest.mark.parametrize("case", ["witness vkey", "garbage vkey", "token without url", "bad url", "not initialised"])
+@pytest.mark.parametrize("case", ["witness vkey", "garbage vkey", "token without url", "bad url", "not initialised",
+                                  "another log's key", "url with spaces"])
 def test_add_log_refuses(initialised, tmp_path, case):
     directory, done = initialised
     log = TLog(origin=f"vouchers.example/refused-{case.replace(' ', '-')}")
@@ -90,11 +91,15 @@ def test_add_log_refuses(initialised, tmp_path, case):
             "garbage vkey": ["--vkey", "not+a+key"],
             "token without url": ["--vkey", log.log_vkey, "--token-file", str(token_file)],
             "bad url": ["--vkey", log.log_vkey, "--url", "ftp://example.org"],
-            "not initialised": ["--vkey", log.log_vkey]}[case]
+            "not initialised": ["--vkey", log.log_vkey],
+            "another log's key": ["--vkey", TLog(origin="vouchers.example/another").log_vkey],
+            "url with spaces": ["--vkey", log.log_vkey, "--url", "not a url"]}[case]
     target = tmp_path / "empty" if case == "not initialised" else directory
     before = (directory / "logs").read_text()
     refused = vouchers("witness", "add-log", "--dir", str(target), "--origin", log.origin, *args)
     assert refused.returncode != 0 and refused.stderr.startswith("Error: ") and "Traceback" not in refused.stderr
+    assert {"another log's key": "not after the origin", "url with spaces": "the URL 'not a url'"}.get(
+        case, "") in refused.stderr, refused.stderr
     assert (directory / "logs").read_text() == before
 
 

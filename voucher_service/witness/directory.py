@@ -171,7 +171,15 @@ class WitnessDir:
     def add_log(self, origin: str, log_vkey: str, url: str | None, token: str | None) -> LogConfig:
         """Append `ORIGIN VKEY [URL]` to D/logs and keep the token; refuses a duplicate origin."""
         self.check_initialised()
+        for what, value in (("origin", origin), ("log key", log_vkey), ("URL", url)):
+            if value is not None and (not value or any(c.isspace() for c in value)):
+                raise WitnessSetupError(f"the {what} {value!r} must be one word, with no spaces")
         parsed_origin, verifier, parsed_url = parse_log_line(" ".join(part for part in (origin, log_vkey, url) if part))
+        if verifier.name != parsed_origin:
+            # Our logs name their key after the origin (DESIGN §10): a key of another name
+            # is another log's, and no checkpoint of this origin would ever be cosigned.
+            raise WitnessSetupError(f"the log key is named {verifier.name!r}, not after the origin {parsed_origin!r}: "
+                                    f"take the note_key of the \"purpose\": \"log\" key in the log's /ledger/keys")
         line = " ".join(part for part in (parsed_origin, log_vkey, parsed_url) if part)
         if token is not None and parsed_url is None:
             raise WitnessSetupError("--token-file is for reading the log's entries: give the log's --url too")
