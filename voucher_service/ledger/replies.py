@@ -11,13 +11,16 @@ from __future__ import annotations
 import re
 
 _MARKUP = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->|<[^>]*>", re.IGNORECASE | re.DOTALL)
+MAX_READ = 16 << 10
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 
 
 def one_line(body: bytes | str, limit: int = 200) -> str:
     """The body's text on one line: an HTML page's title (or its text without
     markup), whitespace folded, cut at `limit` characters with an ellipsis."""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    # Only the start is read: an error body can be large, and the markup pattern is not
+    # linear on a page full of unclosed tags.
+    text = body[:MAX_READ].decode("utf-8", "replace") if isinstance(body, bytes) else body[:MAX_READ]
     if re.search(r"<(!doctype\s+html|html)\b", text[:1024], re.IGNORECASE):
         title = _TITLE.search(text)
         text = "an HTML page" + (f" titled {' '.join(title.group(1).split())!r}" if title else

@@ -29,3 +29,8 @@ def test_a_plain_refusal_keeps_its_words():
 def test_whatever_the_body_it_is_one_bounded_line(body):
     line = one_line(body, 120)
     assert "\n" not in line and "\r" not in line and len(line) <= 120
+
+
+def test_a_huge_page_of_unclosed_tags_is_read_only_at_its_start():
+    line = one_line(b"<html>" + b"<script " * 2_000_000)
+    assert line.startswith("an HTML page") and len(line) <= 200
