@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 from datetime import date
 
 import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 from sqlmodel import Session
 
 from voucher_service.cli import migrate
@@ -286,9 +287,6 @@ class _Group(FlaskGroup):
     are one line on stderr and exit 1, never a traceback; a bug still shows its own."""
 
     def invoke(self, ctx):
-        import sqlite3
-
-        from sqlalchemy.exc import ArgumentError, DatabaseError
         try:
             return super().invoke(ctx)
         except ArgumentError as exc:
